@@ -1,0 +1,213 @@
+#include "api/cdc_service.h"
+
+#include <chrono>
+
+#include "util/json_decode.h"
+#include "util/log.h"
+
+namespace cdc {
+
+using json = nlohmann::json;
+
+namespace {
+
+const char* kTypes[] = {"create", "delete", "get", "list", "maintenance", "pause", "position", "resume"};
+
+bool IsClientError(const Status& st) {
+  switch (st.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kNotFound:
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kAlreadyExists:
+      return true;
+    default:
+      return false;
+  }
+}
+
+CdcReply Ok(json data = nullptr) {
+  CdcReply r;
+  r.body = {{"code", 200}};
+  if (!data.is_null()) r.body["data"] = std::move(data);
+  return r;
+}
+
+CdcReply Fail(int code, const std::string& message) {
+  CdcReply r;
+  r.body = CdcService::ErrorBody(code, message);
+  return r;
+}
+
+CdcReply HandlerError(const std::string& type, const Status& st) {
+  return Fail(IsClientError(st) ? 400 : 500, "fail to handle the " + type + " request, error: " + st.message());
+}
+
+// Request data with every credential blanked, for the request log.
+json Redacted(json data) {
+  if (!data.is_object()) return data;
+  for (auto it = data.begin(); it != data.end(); ++it) {
+    if (it->is_object()) *it = Redacted(*it);
+  }
+  for (const char* key : {"token", "password", "username"}) {
+    if (data.contains(key)) data[key] = "***";
+  }
+  return data;
+}
+
+}  // namespace
+
+CdcService::CdcService(TaskManager* tasks, Metrics* metrics) : tasks_(tasks), metrics_(metrics) {
+  metrics_->Describe("milvus_cdc_request_total", Metrics::Type::kCounter, "HTTP requests by type and status");
+  metrics_->Describe("milvus_cdc_request_latency", Metrics::Type::kHistogram,
+                     "Latency in milliseconds of successful requests", {1, 2, 4, 8, 16, 32, 64, 128});
+}
+
+json CdcService::ErrorBody(int code, const std::string& message) { return {{"code", code}, {"message", message}}; }
+
+CdcReply CdcService::Handle(const std::string& method, const std::string& body) {
+  if (method != "POST") {
+    metrics_->Add("milvus_cdc_request_total", {{"request_type", "unknown"}, {"request_status", "invalid_method"}});
+    return Fail(405, "only support the POST method");
+  }
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) {
+    metrics_->Add("milvus_cdc_request_total", {{"request_type", "unknown"}, {"request_status", "read_error"}});
+    return Fail(400, "the request body is empty, expected {\"request_type\": ..., \"request_data\": {...}}");
+  }
+  json req = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (req.is_discarded()) {
+    std::string why;
+    try {
+      json ignored = json::parse(body);
+      (void)ignored;
+    } catch (const json::parse_error& e) {
+      why = e.what();
+    }
+    metrics_->Add("milvus_cdc_request_total", {{"request_type", "unknown"}, {"request_status", "unmarshal_error"}});
+    return Fail(400, "fail to unmarshal the request, error: " + why);
+  }
+  if (!req.is_object()) {
+    metrics_->Add("milvus_cdc_request_total", {{"request_type", "unknown"}, {"request_status", "unmarshal_error"}});
+    return Fail(400, "fail to unmarshal the request, error: the body must be a JSON object, got " +
+                         JsonDecoder::TypeName(req));
+  }
+  JsonDecoder d;
+  std::string type;
+  d.String(req, "request_type", "request_type", &type);
+  const json* data = JsonDecoder::Find(req, "request_data");
+  if (data && !data->is_object()) d.AddError("request_data", "object", *data);
+  if (!d.ok()) {
+    metrics_->Add("milvus_cdc_request_total", {{"request_type", "unknown"}, {"request_status", "unmarshal_error"}});
+    return Fail(400, "fail to unmarshal the request, error: " + d.ErrorText());
+  }
+  const json empty = json::object();
+  const json& request_data = data ? *data : empty;
+
+  auto started = std::chrono::steady_clock::now();
+  metrics_->Add("milvus_cdc_request_total", {{"request_type", type}, {"request_status", "total"}});
+  GetLogger("api")->info("request {} {}", type, Redacted(request_data).dump());
+  CdcReply reply = HandleType(type, request_data);
+  if (reply.body.value("code", 0) == 200) {
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    metrics_->Add("milvus_cdc_request_total", {{"request_type", type}, {"request_status", "success"}});
+    metrics_->Observe("milvus_cdc_request_latency", {{"request_type", type}}, ms);
+  } else {
+    GetLogger("api")->info("request {} failed: {}", type, reply.body.value("message", ""));
+  }
+  return reply;
+}
+
+CdcReply CdcService::HandleType(const std::string& type, const json& data) {
+  JsonDecoder d;
+  auto decode_error = [&]() { return Fail(400, "fail to decode the " + type + " request, error: " + d.ErrorText()); };
+
+  if (type == "create") {
+    auto spec = DecodeTaskSpec(data);
+    if (!spec.ok()) return Fail(400, "fail to decode the create request, error: " + spec.status().message());
+    spec->exclude_collections.clear();  // server-owned
+    auto id = tasks_->Create(std::move(spec).value());
+    if (!id.ok()) return HandlerError(type, id.status());
+    return Ok({{"task_id", *id}});
+  }
+  if (type == "list") {
+    json tasks = json::array();
+    for (const auto& view : tasks_->List()) tasks.push_back(TaskObject(view));
+    return Ok({{"tasks", tasks}});
+  }
+  if (type == "maintenance") return Ok(Maintenance(data));
+
+  std::string task_id;
+  d.String(data, "task_id", "task_id", &task_id);
+  if (type == "delete") {
+    bool ignore_not_found = false;
+    d.Bool(data, "ignore_not_found", "ignore_not_found", &ignore_not_found);
+    if (!d.ok()) return decode_error();
+    Status st = tasks_->Delete(task_id, ignore_not_found);
+    return st.ok() ? Ok() : HandlerError(type, st);
+  }
+  if (!d.ok()) return decode_error();
+  if (type == "pause" || type == "resume") {
+    Status st = type == "pause" ? tasks_->Pause(task_id) : tasks_->Resume(task_id);
+    return st.ok() ? Ok() : HandlerError(type, st);
+  }
+  if (type == "get") {
+    auto view = tasks_->Get(task_id);
+    if (!view.ok()) return HandlerError(type, view.status());
+    json task = TaskObject(*view);
+    return Ok({{"task", task}, {"Task", task}});
+  }
+  if (type == "position") {
+    auto positions = tasks_->Positions(task_id);
+    if (!positions.ok()) return HandlerError(type, positions.status());
+    json list = nullptr;
+    for (const auto& p : *positions) {
+      if (list.is_null()) list = json::array();
+      list.push_back({{"collection_id", p.collection_id}, {"channel_name", p.channel}});
+    }
+    return Ok({{"positions", list}, {"op_positions", nullptr}, {"target_positions", nullptr}});
+  }
+  std::string names;
+  for (const char* t : kTypes) names += (names.empty() ? "" : " ") + std::string(t);
+  return Fail(400, "invalid 'request_type' param, can be set [" + names + "]");
+}
+
+json CdcService::Maintenance(const json& data) {
+  JsonDecoder d;
+  std::string op;
+  d.String(data, "operation", "operation", &op);
+  const json* params = JsonDecoder::Find(data, "params");
+  const json empty = json::object();
+  const json& p = params && params->is_object() ? *params : empty;
+  if (!d.ok()) return {{"State", "parse request failed: " + d.ErrorText()}};
+  if (op == "set_log_level") {
+    std::string level;
+    d.String(p, "log_level", "params.log_level", &level);
+    if (!d.ok()) return {{"State", "parse log level failed: " + d.ErrorText()}};
+    if (level.empty()) return {{"State", "log_level is required"}};
+    if (!SetLogLevel(level)) return {{"State", "parse log level failed: unknown level '" + level + "'"}};
+    return {{"State", "set log level to " + level}};
+  }
+  if (op == "set_force_log_msg") {
+    bool force = false;
+    d.Bool(p, "force", "params.force", &force);
+    if (!d.ok()) return {{"State", "parse force failed: " + d.ErrorText()}};
+    return {{"State", std::string("set force log msg to ") + (force ? "true" : "false")}};
+  }
+  if (op == "reset_log_msg") {
+    int64_t count = 0;
+    int64_t duration = 0;
+    d.Int(p, "count", "params.count", &count);
+    d.Int(p, "duration", "params.duration", &duration);
+    if (!d.ok()) return {{"State", "parse params failed: " + d.ErrorText()}};
+    return {{"State", "reset log msg count to " + std::to_string(count) + ", duration to " + std::to_string(duration)}};
+  }
+  return {{"State", "unsupported operation: " + op}};
+}
+
+json CdcService::TaskObject(const TaskView& view) const {
+  json j = SpecToTaskObject(view.spec);
+  j["state"] = TaskStateName(view.state);
+  if (!view.reason.empty()) j["reason"] = view.reason;
+  return j;
+}
+
+}  // namespace cdc

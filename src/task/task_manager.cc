@@ -1,0 +1,332 @@
+#include "task/task_manager.h"
+
+#include <chrono>
+#include <random>
+
+#include "task/scope.h"
+#include "util/log.h"
+
+namespace cdc {
+
+namespace {
+
+const char kManualPause[] = "manually pause through http interface";
+const char kDisabledAutoStart[] = "the task is disabled auto start";
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Two specs are "the same request" when everything but the id and the server-set exclusions match.
+bool SameRequest(TaskSpec a, TaskSpec b) {
+  a.task_id.clear();
+  b.task_id.clear();
+  a.exclude_collections.clear();
+  b.exclude_collections.clear();
+  return SpecToJson(a) == SpecToJson(b) && SecretsToJson(a) == SecretsToJson(b);
+}
+
+}  // namespace
+
+std::string NewTaskId() {
+  std::random_device rd;
+  unsigned char bytes[16];
+  for (auto& b : bytes) b = static_cast<unsigned char>(rd());
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;  // version 4
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;  // RFC 4122 variant
+  static const char* kHex = "0123456789abcdef";
+  std::string id;
+  for (unsigned char b : bytes) {
+    id.push_back(kHex[b >> 4]);
+    id.push_back(kHex[b & 15]);
+  }
+  return id;
+}
+
+TaskManager::TaskManager(TaskManagerOptions options, MetaStore* store, PipelineFactory* pipelines,
+                         TargetChecker checker, Metrics* metrics)
+    : options_(std::move(options)),
+      store_(store),
+      pipelines_(pipelines),
+      checker_(std::move(checker)),
+      metrics_(metrics) {
+  metrics_->Describe("milvus_cdc_task_num", Metrics::Type::kGauge, "Number of tasks per state");
+  metrics_->Describe("milvus_cdc_task_state", Metrics::Type::kGauge,
+                     "Task state: 0 Initial, 1 Running, 2 Paused, -1 deleted");
+}
+
+TaskManager::~TaskManager() { Shutdown(); }
+
+Status TaskManager::Recover() {
+  auto log = GetLogger("task");
+  ASSIGN_OR_RETURN(auto records, store_->ListTasks());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& r : records) {
+      auto spec = SpecFromStored(r.spec_json, r.secrets_json);
+      if (!spec.ok()) return spec.status().WithContext("cannot load task " + r.task_id);
+      Entry& e = tasks_[r.task_id];
+      e.record = std::move(r);
+      e.spec = std::move(spec).value();
+      e.spec.task_id = e.record.task_id;
+    }
+    for (auto& [id, e] : tasks_) {
+      if (e.record.state == TaskState::kPaused) {
+        log->info("task {} stays paused after restart (reason: {})", id, e.record.reason);
+        continue;
+      }
+      if (e.spec.disable_auto_start) {
+        RETURN_IF_ERROR(PersistLocked(e, TaskState::kPaused, kDisabledAutoStart));
+        log->info("task {} paused after restart: auto start is disabled", id);
+        continue;
+      }
+      Status st = StartPipelineLocked(e);
+      if (!st.ok()) {
+        log->error("task {} failed to start after restart: {}", id, st.message());
+        RETURN_IF_ERROR(PersistLocked(e, TaskState::kPaused, "fail to start task, err: " + st.message()));
+        continue;
+      }
+      RETURN_IF_ERROR(PersistLocked(e, TaskState::kRunning, ""));
+      log->info("task {} resumed after restart", id);
+    }
+    UpdateMetricsLocked();
+  }
+  failure_thread_ = std::thread([this] { FailureLoop(); });
+  return Status::Ok();
+}
+
+void TaskManager::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(failure_mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  failure_cv_.notify_all();
+  if (failure_thread_.joinable()) failure_thread_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, e] : tasks_) StopPipelineLocked(e);
+}
+
+StatusOr<std::string> TaskManager::Create(TaskSpec spec) {
+  RETURN_IF_ERROR(ValidateSpec(spec, options_.limits));
+  // An existing client-chosen id answers before any network call: same body -> same id.
+  if (!spec.task_id.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tasks_.find(spec.task_id);
+    if (it != tasks_.end()) {
+      if (SameRequest(it->second.spec, spec)) return spec.task_id;
+      return AlreadyExists("the task_id " + spec.task_id + " already exists with a different request");
+    }
+  }
+  if (Status st = checker_(spec.milvus); !st.ok()) {
+    return Status(StatusCode::kUnavailable, "fail to connect the milvus: " + st.message());
+  }
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!spec.task_id.empty() && tasks_.count(spec.task_id)) {  // created meanwhile by a concurrent request
+    if (SameRequest(tasks_[spec.task_id].spec, spec)) return spec.task_id;
+    return AlreadyExists("the task_id " + spec.task_id + " already exists with a different request");
+  }
+  const std::string target = TargetKey(spec);
+  std::vector<TaskSpec> same_target;
+  for (const auto& [id, e] : tasks_) {
+    if (TargetKey(e.spec) == target) same_target.push_back(e.spec);
+  }
+  RETURN_IF_ERROR(CheckScope(&spec, same_target));
+  if (static_cast<int>(tasks_.size()) >= options_.max_task_num) {
+    return ResourceExhausted("the task num has reach the limit, " + std::to_string(options_.max_task_num));
+  }
+  if (spec.task_id.empty()) spec.task_id = NewTaskId();
+  const std::string id = spec.task_id;
+
+  Entry e;
+  e.spec = spec;
+  e.record.task_id = id;
+  e.record.state = TaskState::kInitial;
+  e.record.spec_json = SpecToJson(spec).dump();
+  e.record.secrets_json = SecretsToJson(spec);
+  e.record.create_time_ms = NowMs();
+  if (Status st = store_->PutTask(e.record); !st.ok()) {
+    return Status(st.code(), "fail to put the task info to the store: " + st.message());
+  }
+  Status started = StartPipelineLocked(e);
+  if (started.ok()) started = PersistLocked(e, TaskState::kRunning, "");
+  if (!started.ok()) {
+    StopPipelineLocked(e);
+    (void)store_->DeleteTask(id);  // a create that fails after persisting leaves nothing behind
+    return started.WithContext("fail to start the task, task_id: " + id);
+  }
+  tasks_[id] = std::move(e);
+  UpdateMetricsLocked();
+  GetLogger("task")->info("task {} created for target {} scope {}", id, target, SpecToJson(spec)["collection_infos"].dump());
+  return id;
+}
+
+Status TaskManager::Delete(const std::string& task_id, bool ignore_not_found) {
+  if (task_id.empty()) return InvalidArgument("task_id is empty");
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end()) {
+    if (ignore_not_found) return Status::Ok();
+    return NotFound("not found the task, task_id: " + task_id);
+  }
+  StopPipelineLocked(it->second);
+  Status st = store_->DeleteTask(task_id);
+  if (!st.ok() && st.code() != StatusCode::kNotFound) {
+    // Still stored: put the pipeline back as it was so memory keeps mirroring the store.
+    if (it->second.record.state == TaskState::kRunning) (void)StartPipelineLocked(it->second);
+    return st.WithContext("fail to delete the task, task_id: " + task_id);
+  }
+  tasks_.erase(it);
+  metrics_->Set("milvus_cdc_task_state", {{"task_id", task_id}}, -1);
+  UpdateMetricsLocked();
+  GetLogger("task")->info("task {} deleted", task_id);
+  return Status::Ok();
+}
+
+Status TaskManager::Pause(const std::string& task_id) {
+  if (task_id.empty()) return InvalidArgument("task_id is empty");
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end()) return NotFound("not found the task, task_id: " + task_id);
+  Entry& e = it->second;
+  if (e.record.state == TaskState::kPaused) return FailedPrecondition("the task has paused, task_id: " + task_id);
+  StopPipelineLocked(e);
+  Status st = PersistLocked(e, TaskState::kPaused, kManualPause);
+  if (!st.ok()) {
+    (void)StartPipelineLocked(e);
+    return st.WithContext("fail to update the task state, task_id: " + task_id);
+  }
+  UpdateMetricsLocked();
+  GetLogger("task")->info("task {} paused", task_id);
+  return Status::Ok();
+}
+
+Status TaskManager::Resume(const std::string& task_id) {
+  if (task_id.empty()) return InvalidArgument("task_id is empty");
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end()) return NotFound("not found the task, task_id: " + task_id);
+  Entry& e = it->second;
+  if (e.record.state == TaskState::kRunning) return FailedPrecondition("the task has running, task_id: " + task_id);
+  Status st = StartPipelineLocked(e);
+  if (st.ok()) st = PersistLocked(e, TaskState::kRunning, "");
+  if (!st.ok()) {
+    StopPipelineLocked(e);
+    return Status(StatusCode::kInternal, "fail to start the task, task_id: " + task_id + ": " + st.message());
+  }
+  UpdateMetricsLocked();
+  GetLogger("task")->info("task {} resumed", task_id);
+  return Status::Ok();
+}
+
+StatusOr<TaskView> TaskManager::Get(const std::string& task_id) {
+  if (task_id.empty()) return InvalidArgument("task_id is empty");
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end()) return NotFound("not found: [" + task_id + "]");
+  return ViewLocked(it->second);
+}
+
+std::vector<TaskView> TaskManager::List() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<const Entry*> entries;
+  for (const auto& [id, e] : tasks_) entries.push_back(&e);
+  std::sort(entries.begin(), entries.end(), [](const Entry* a, const Entry* b) {
+    return std::tie(a->record.create_time_ms, a->record.task_id) < std::tie(b->record.create_time_ms, b->record.task_id);
+  });
+  std::vector<TaskView> out;
+  for (const Entry* e : entries) out.push_back(ViewLocked(*e));
+  return out;
+}
+
+StatusOr<std::vector<ChannelPosition>> TaskManager::Positions(const std::string& task_id) {
+  if (task_id.empty()) return InvalidArgument("task_id is empty");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!tasks_.count(task_id)) return NotFound("not found the task, task_id: " + task_id);
+  }
+  return store_->GetPositions(task_id);
+}
+
+Status TaskManager::StartPipelineLocked(Entry& e) {
+  const uint64_t generation = ++e.generation;
+  auto pipeline = pipelines_->Create(e.record.task_id, e.spec,
+                                     [this, generation](const std::string& id, const std::string& reason) {
+                                       OnPipelineFailure(id, generation, reason);
+                                     });
+  if (!pipeline) return Internal("no pipeline could be created");
+  RETURN_IF_ERROR(pipeline->Start());
+  e.pipeline = std::move(pipeline);
+  return Status::Ok();
+}
+
+void TaskManager::StopPipelineLocked(Entry& e) {
+  if (!e.pipeline) return;
+  e.pipeline->Stop();
+  e.pipeline.reset();
+}
+
+Status TaskManager::PersistLocked(Entry& e, TaskState state, const std::string& reason) {
+  TaskRecord updated = e.record;
+  updated.state = state;
+  updated.reason = reason;
+  RETURN_IF_ERROR(store_->PutTask(updated));
+  e.record = std::move(updated);
+  return Status::Ok();
+}
+
+TaskView TaskManager::ViewLocked(const Entry& e) const {
+  TaskView v;
+  v.spec = e.spec;
+  v.state = e.record.state;
+  v.reason = e.record.reason;
+  if (v.reason.empty() && e.pipeline) v.reason = e.pipeline->Note();
+  return v;
+}
+
+void TaskManager::UpdateMetricsLocked() {
+  int counts[3] = {0, 0, 0};
+  for (const auto& [id, e] : tasks_) {
+    counts[static_cast<int>(e.record.state)]++;
+    metrics_->Set("milvus_cdc_task_state", {{"task_id", id}}, static_cast<int>(e.record.state));
+  }
+  for (int s = 0; s < 3; ++s) {
+    metrics_->Set("milvus_cdc_task_num", {{"task_state", TaskStateName(static_cast<TaskState>(s))}}, counts[s]);
+  }
+}
+
+void TaskManager::OnPipelineFailure(const std::string& task_id, uint64_t generation, const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(failure_mu_);
+    failures_.push_back(Failure{task_id, generation, reason});
+  }
+  failure_cv_.notify_one();
+}
+
+void TaskManager::FailureLoop() {
+  for (;;) {
+    Failure f;
+    {
+      std::unique_lock<std::mutex> lock(failure_mu_);
+      failure_cv_.wait(lock, [this] { return stopping_ || !failures_.empty(); });
+      if (stopping_) return;
+      f = std::move(failures_.front());
+      failures_.pop_front();
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tasks_.find(f.task_id);
+    if (it == tasks_.end() || it->second.generation != f.generation ||
+        it->second.record.state != TaskState::kRunning) {
+      continue;  // deleted, paused or restarted since: the report is stale
+    }
+    StopPipelineLocked(it->second);
+    Status st = PersistLocked(it->second, TaskState::kPaused, f.reason);
+    GetLogger("task")->error("task {} paused: {}{}", f.task_id, f.reason,
+                             st.ok() ? "" : " (and the pause could not be stored: " + st.message() + ")");
+    UpdateMetricsLocked();
+  }
+}
+
+}  // namespace cdc

@@ -1,0 +1,105 @@
+// TaskManager: the task lifecycle (Initial -> Running <-> Paused, delete from any state).
+// Every change is written to the MetaStore before it is acknowledged; the in-memory map
+// mirrors the store. Owned by main; thread-safe (mu_ guards tasks_; failures reported by
+// pipelines are queued and handled on the manager's own thread, so a pipeline never
+// waits on mu_).
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/meta_store.h"
+#include "task/pipeline.h"
+#include "task/task_spec.h"
+#include "util/metrics.h"
+#include "util/status.h"
+
+namespace cdc {
+
+// Proves the target answers (a real RPC with the task's auth and TLS) or says why not.
+using TargetChecker = std::function<Status(const MilvusConnectParam&)>;
+
+struct TaskManagerOptions {
+  int max_task_num = 100;
+  SpecLimits limits;
+};
+
+// A snapshot of one task for get/list.
+struct TaskView {
+  TaskSpec spec;
+  TaskState state = TaskState::kInitial;
+  std::string reason;
+};
+
+class TaskManager {
+ public:
+  TaskManager(TaskManagerOptions options, MetaStore* store, PipelineFactory* pipelines, TargetChecker checker,
+              Metrics* metrics);
+  ~TaskManager();
+  TaskManager(const TaskManager&) = delete;
+  TaskManager& operator=(const TaskManager&) = delete;
+
+  // Loads stored tasks: Running/Initial ones start again (or pause when they disable
+  // auto start), Paused ones stay paused. Starts the failure-handling thread.
+  Status Recover();
+  // Stops every pipeline and the manager's thread; tasks keep their stored state.
+  void Shutdown();
+
+  // Validates, checks the target, persists and starts a task; returns its id. The
+  // connectivity check (up to connect_timeout) runs without holding the manager's lock.
+  StatusOr<std::string> Create(TaskSpec spec);
+  Status Delete(const std::string& task_id, bool ignore_not_found);
+  Status Pause(const std::string& task_id);
+  Status Resume(const std::string& task_id);
+  StatusOr<TaskView> Get(const std::string& task_id);
+  std::vector<TaskView> List();
+  StatusOr<std::vector<ChannelPosition>> Positions(const std::string& task_id);
+
+ private:
+  struct Entry {
+    TaskRecord record;
+    TaskSpec spec;
+    std::unique_ptr<Pipeline> pipeline;
+    uint64_t generation = 0;  // bumps on every pipeline start; stale failures are ignored
+  };
+
+  Status StartPipelineLocked(Entry& e);
+  void StopPipelineLocked(Entry& e);
+  Status PersistLocked(Entry& e, TaskState state, const std::string& reason);
+  TaskView ViewLocked(const Entry& e) const;
+  void UpdateMetricsLocked();
+  void OnPipelineFailure(const std::string& task_id, uint64_t generation, const std::string& reason);
+  void FailureLoop();
+
+  const TaskManagerOptions options_;
+  MetaStore* const store_;
+  PipelineFactory* const pipelines_;
+  const TargetChecker checker_;
+  Metrics* const metrics_;
+
+  std::mutex mu_;  // guards tasks_ and every store write of a task
+  std::map<std::string, Entry> tasks_;
+
+  struct Failure {
+    std::string task_id;
+    uint64_t generation;
+    std::string reason;
+  };
+  std::mutex failure_mu_;  // guards failures_ and stopping_
+  std::condition_variable failure_cv_;
+  std::deque<Failure> failures_;
+  bool stopping_ = false;
+  std::thread failure_thread_;
+};
+
+// A random UUIDv4 as 32 lowercase hex characters.
+std::string NewTaskId();
+
+}  // namespace cdc
