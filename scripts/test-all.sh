@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests (ctest) and end-to-end tests (pytest) against the real
-# local test bed (etcd, Kafka, two Milvus 2.3.9), which it brings up and tears down.
+# local test bed (etcd, Kafka, two Milvus 2.3.5), which it brings up and tears down.
 # Env: TESTBED_KEEP=1 leaves the bed running afterwards; PYTEST_ARGS adds pytest flags.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,0 +1,451 @@
+#!/usr/bin/env bash
+# Local test bed for milvus-cdc: etcd, Kafka (KRaft) and two or three Milvus standalone
+# processes on 127.0.0.1, no containers. See docs/testbed.md.
+#
+#   scripts/testbed.sh up [--replica]   start (or reuse) the bed and wait until healthy
+#   scripts/testbed.sh down             stop the processes this bed started (by PID), remove run data
+#   scripts/testbed.sh status           one line per component; exit 0 only if all started ones are healthy
+#   scripts/testbed.sh env              KEY=VALUE lines for tests and tools
+#
+# Environment:
+#   MILVUS_CDC_CACHE        download cache (default $HOME/.cache/milvus-cdc)
+#   TESTBED_RUN_DIR         run data, pidfiles, logs (default <repo>/.testbed)
+#   TESTBED_PORT_OFFSET     added to every port (default 0)
+#   TESTBED_HEALTH_TIMEOUT  seconds to wait for each Milvus /healthz (default 300)
+#   TESTBED_MILVUS_VERSION  PyPI `milvus` wheel to unpack (default 2.3.5, see docs/milvus-notes.md)
+#   TESTBED_KAFKA_VERSION   Kafka jars from Maven Central (default 3.9.1)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${MILVUS_CDC_CACHE:-$HOME/.cache/milvus-cdc}
+RUN=${TESTBED_RUN_DIR:-$REPO/.testbed}
+OFF=${TESTBED_PORT_OFFSET:-0}
+HEALTH_TIMEOUT=${TESTBED_HEALTH_TIMEOUT:-300}
+MILVUS_VERSION=${TESTBED_MILVUS_VERSION:-2.3.5}
+KAFKA_VERSION=${TESTBED_KAFKA_VERSION:-3.9.1}
+DML_CHANNELS=4
+MARKER=.milvus-cdc-testbed   # only a run dir holding this file is ever deleted
+
+# ---------------------------------------------------------------- ports (testbed.md §1)
+ETCD_PORT=$((23790 + OFF));  ETCD_PEER_PORT=$((23800 + OFF))
+KAFKA_PORT=$((19092 + OFF)); KAFKA_CTRL_PORT=$((19093 + OFF))
+CDC_PORT=$((8444 + OFF))
+# Milvus instances: name, port shift (+100 per instance), etcd root = channel prefix, ttMsgEnabled.
+# rootCoord uses 22100 (+shift), not Milvus's default 53100: 53100-53300 lie in Linux's ephemeral
+# range (32768-60999) and an outgoing connection grabbed one during a test start. Keep every port
+# below that range (TESTBED_PORT_OFFSET < 8000).
+MILVUS_INSTANCES=(source target replica)
+declare -A M_SHIFT=([source]=0 [target]=100 [replica]=200)
+declare -A M_ROOT=([source]=cdcsrc [target]=cdctgt [replica]=cdcrep)
+declare -A M_TT=([source]=true [target]=true [replica]=false)
+
+milvus_ports() { # every port one instance listens on (metrics/healthz first)
+  local s=$((M_SHIFT[$1] + OFF))
+  echo $((9091 + s)) $((19530 + s)) $((19529 + s)) $((22100 + s)) $((19531 + s)) \
+       $((21123 + s)) $((21121 + s)) $((13333 + s)) $((21124 + s))
+}
+metrics_port() { echo $((9091 + M_SHIFT[$1] + OFF)); }
+proxy_port()   { echo $((19530 + M_SHIFT[$1] + OFF)); }
+
+# ---------------------------------------------------------------- small helpers
+log()  { printf '[testbed %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die()  { printf '[testbed] ERROR: %s\n' "$*" >&2; exit 1; }
+now()  { date +%s; }
+
+venv_dir() { # keyed by the requirements file and the interpreter version
+  local key
+  key=$( { cat "$REPO/testbed/requirements.txt"; python3 -c 'import sys; print(sys.version)'; } \
+         | sha256sum | cut -c1-12)
+  echo "$CACHE/venv-$key"
+}
+PY=$(venv_dir)/bin/python
+
+pid_of() { cat "$RUN/$1/pid" 2>/dev/null || true; }
+
+# A component is running when its pidfile names a live process whose cwd is the component
+# dir (every process is started from there; this guards against PID reuse).
+is_running() {
+  local pid; pid=$(pid_of "$1")
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
+    && [[ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" == "$(cd "$RUN/$1" 2>/dev/null && pwd -P)" ]]
+}
+
+# PIDs listening on a TCP port, any address ("" if free or not visible)
+port_pids() { ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u || true; }
+port_busy() { [[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]]; }
+
+# Fail fast if a port needed by $1 is taken by anything (we only call this before starting $1).
+check_ports_free() {
+  local comp=$1; shift
+  local p pids who
+  for p in "$@"; do
+    if port_busy "$p"; then
+      pids=$(port_pids "$p" | tr '\n' ' ')
+      who=""
+      for pid in $pids; do who+=" pid $pid ($(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | cut -c1-80))"; done
+      die "port $p needed by $comp is already in use by a process that is not part of this bed:${who:- (owner not visible)}. Stop it, or shift the bed with TESTBED_PORT_OFFSET=<n>."
+    fi
+  done
+}
+
+# wait_for <what> <timeout s> <component whose pid must stay alive|-> <command...>
+wait_for() {
+  local what=$1 timeout=$2 comp=$3; shift 3
+  local t0; t0=$(now)
+  until "$@" >/dev/null 2>&1; do
+    if [[ "$comp" != - ]] && ! is_running "$comp"; then
+      show_logs "$comp"; die "$comp exited while waiting for $what"
+    fi
+    if (( $(now) - t0 >= timeout )); then
+      [[ "$comp" != - ]] && show_logs "$comp"
+      die "timed out after ${timeout}s waiting for $what"
+    fi
+    sleep 1
+  done
+  log "$what: ready after $(( $(now) - t0 ))s"
+}
+
+show_logs() { # last lines of every log of a component, on failure
+  local f
+  for f in "$RUN/$1"/*.log "$RUN/$1"/logs/*; do
+    [[ -f "$f" ]] || continue
+    echo "----- tail -n 60 $f" >&2; tail -n 60 "$f" >&2
+  done
+}
+
+# start_bg <component> <command...>: run from the component dir, detached into its own session
+# (Ctrl-C in the calling terminal does not reach it), output to <component>/stdout.log.
+start_bg() {
+  local comp=$1; shift
+  ( cd "$RUN/$comp" && exec setsid "$@" >stdout.log 2>&1 </dev/null ) &
+  echo $! > "$RUN/$comp/pid"
+}
+
+alive() { # a live, non-zombie process
+  [[ -e /proc/$1 ]] && [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]]
+}
+
+# stop_components <timeout s> <component>...: SIGTERM each, wait up to the timeout for all,
+# then SIGKILL the PIDs still alive. Only PIDs from our pidfiles are ever signalled.
+stop_components() {
+  local timeout=$1; shift
+  local c pid pids=() t0
+  for c in "$@"; do
+    pid=$(pid_of "$c")
+    if [[ -n "$pid" ]] && is_running "$c"; then
+      log "stopping $c (pid $pid)"; kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid")
+    fi
+  done
+  t0=$(now)
+  for pid in "${pids[@]}"; do
+    while alive "$pid" && (( $(now) - t0 < timeout )); do sleep 0.5; done
+  done
+  for pid in "${pids[@]}"; do
+    if alive "$pid"; then
+      log "pid $pid still alive after ${timeout}s: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  for pid in "${pids[@]}"; do
+    t0=$(now); while alive "$pid" && (( $(now) - t0 < 20 )); do sleep 0.5; done
+    alive "$pid" && log "WARNING: pid $pid survived SIGKILL"
+  done
+  for c in "$@"; do rm -f "$RUN/$c/pid"; done
+}
+
+# ---------------------------------------------------------------- installs (cached by version)
+ensure_tools() {
+  local t missing=()
+  for t in etcd etcdctl java mvn kcat xz unzip curl ss setsid python3; do
+    command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+  done
+  ((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (run scripts/install-deps.sh)"
+}
+
+ensure_venv() {
+  local v; v=$(venv_dir)
+  [[ -f "$v/.complete" ]] && return 0
+  log "creating Python venv $v"
+  rm -rf "$v"
+  python3 -m venv "$v"
+  "$v/bin/python" -m pip install -q --disable-pip-version-check -r "$REPO/testbed/requirements.txt"
+  "$v/bin/python" -W ignore -c 'import pymilvus, confluent_kafka, yaml, pytest' \
+    || die "venv $v: imports failed"
+  touch "$v/.complete"
+}
+
+MILVUS_HOME=$CACHE/milvus-$MILVUS_VERSION
+ensure_milvus() {
+  [[ -f "$MILVUS_HOME/.complete" ]] && return 0
+  log "unpacking the Milvus $MILVUS_VERSION binary from the PyPI wheel into $MILVUS_HOME"
+  mkdir -p "$CACHE/wheels"
+  # the wheel is a plain zip; only the manylinux x86_64 build carries a Linux binary
+  python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --platform manylinux2014_x86_64 -d "$CACHE/wheels" "milvus==$MILVUS_VERSION"
+  local whl; whl=$(ls "$CACHE"/wheels/milvus-"$MILVUS_VERSION"-*manylinux*x86_64.whl | head -n1)
+  rm -rf "$MILVUS_HOME"; mkdir -p "$MILVUS_HOME/xz" "$MILVUS_HOME/bin" "$MILVUS_HOME/tmpl"
+  unzip -q -o -j "$whl" 'milvus/data/bin/*' -d "$MILVUS_HOME/xz"
+  unzip -q -o -j "$whl" 'milvus/data/config.yaml.template' 'milvus/data/glog.conf' -d "$MILVUS_HOME/tmpl"
+  local f
+  for f in "$MILVUS_HOME"/xz/*.lzma; do   # xz streams despite the .lzma suffix
+    xz -dc "$f" > "$MILVUS_HOME/bin/$(basename "${f%.lzma}")"
+  done
+  rm -rf "$MILVUS_HOME/xz"
+  chmod +x "$MILVUS_HOME/bin/milvus"
+  local nf; nf=$(LD_LIBRARY_PATH="$MILVUS_HOME/bin" ldd "$MILVUS_HOME/bin/milvus" | grep 'not found' || true)
+  [[ -z "$nf" ]] || die "Milvus binary has unresolved libraries (add the Debian runtime package to scripts/install-deps.sh):
+$nf"
+  touch "$MILVUS_HOME/.complete"
+}
+
+KAFKA_LIB=$CACHE/kafka-$KAFKA_VERSION/lib
+ensure_kafka() {
+  [[ -f "$KAFKA_LIB/.complete" ]] && return 0
+  log "resolving Kafka $KAFKA_VERSION jars from Maven Central into $KAFKA_LIB"
+  rm -rf "$KAFKA_LIB"; mkdir -p "$KAFKA_LIB"
+  mvn -B -q -Dstyle.color=never -f "$REPO/testbed/kafka-pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+    -Dmaven.repo.local="$CACHE/m2" \
+    org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIB"
+  ls "$KAFKA_LIB"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null || die "kafka jars missing after mvn"
+  touch "$KAFKA_LIB/.complete"
+}
+
+# ---------------------------------------------------------------- etcd
+etcd_healthy() { ETCDCTL_API=3 etcdctl --endpoints="127.0.0.1:$ETCD_PORT" --command-timeout=3s endpoint health; }
+start_etcd() {
+  if is_running etcd; then log "etcd: reusing pid $(pid_of etcd)"; wait_for "etcd health" 30 etcd etcd_healthy; return; fi
+  check_ports_free etcd "$ETCD_PORT" "$ETCD_PEER_PORT"
+  mkdir -p "$RUN/etcd"
+  start_bg etcd etcd --name tb --data-dir "$RUN/etcd/data" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "tb=http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster-state new \
+    --quota-backend-bytes 4294967296 --auto-compaction-mode revision --auto-compaction-retention 1000 \
+    --snapshot-count 50000 --logger zap --log-level warn
+  wait_for "etcd health" 30 etcd etcd_healthy
+}
+
+# ---------------------------------------------------------------- Kafka (KRaft, single combined node)
+kafka_healthy() { kcat -L -b "127.0.0.1:$KAFKA_PORT" -m 3 2>/dev/null | grep -q "broker 1 at"; }
+start_kafka() {
+  if is_running kafka; then log "kafka: reusing pid $(pid_of kafka)"; wait_for "kafka metadata" 120 kafka kafka_healthy; return; fi
+  check_ports_free kafka "$KAFKA_PORT" "$KAFKA_CTRL_PORT"
+  local d=$RUN/kafka
+  mkdir -p "$d/data" "$d/logs"
+  cat > "$d/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CTRL_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CTRL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$d/data
+num.partitions=1
+default.replication.factor=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+message.max.bytes=10485760
+num.network.threads=2
+num.io.threads=2
+background.threads=2
+num.recovery.threads.per.data.dir=1
+log.cleaner.threads=1
+log.cleaner.dedupe.buffer.size=16777216
+log.retention.hours=168
+log.segment.bytes=67108864
+EOF
+  local java_opts=(-Xms256m -Xmx512m -XX:MaxDirectMemorySize=256m -XX:+UseSerialGC
+    -XX:TieredStopAtLevel=1 -XX:-UsePerfData -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
+    "-Dlog4j.configuration=file:$REPO/testbed/log4j.properties" "-Dkafka.logs.dir=$d/logs")
+  # a KRaft cluster id is 16 random bytes in unpadded base64url (22 chars); no JVM needed
+  local id; id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=' | cut -c1-22)
+  (cd "$d" && java "${java_opts[@]}" -cp "$KAFKA_LIB/*" kafka.tools.StorageTool \
+      format --cluster-id="$id" --config=server.properties --ignore-formatted > format.log 2>&1) \
+    || { cat "$d/format.log" >&2; die "kafka storage format failed"; }
+  start_bg kafka java "${java_opts[@]}" -cp "$KAFKA_LIB/*" kafka.Kafka server.properties
+  wait_for "kafka metadata" 120 kafka kafka_healthy
+}
+
+# ---------------------------------------------------------------- Milvus
+milvus_healthy() { [[ "$(curl -sf -m 3 "http://127.0.0.1:$(metrics_port "$1")/healthz")" == OK ]]; }
+start_milvus() {
+  local name=$1 comp=milvus-$1
+  if is_running "$comp"; then
+    log "$comp: reusing pid $(pid_of "$comp")"
+    wait_for "$comp /healthz" "$HEALTH_TIMEOUT" "$comp" milvus_healthy "$name"; return
+  fi
+  # shellcheck disable=SC2046
+  check_ports_free "$comp" $(milvus_ports "$name")
+  local d=$RUN/$comp
+  mkdir -p "$d"
+  "$PY" "$REPO/testbed/milvus_config.py" --template "$MILVUS_HOME/tmpl/config.yaml.template" \
+    --instance-dir "$d" --etcd "127.0.0.1:$ETCD_PORT" --kafka "127.0.0.1:$KAFKA_PORT" \
+    --port-shift $((M_SHIFT[$name] + OFF)) --root "${M_ROOT[$name]}" --prefix "${M_ROOT[$name]}" \
+    --tt-msg-enabled "${M_TT[$name]}" --dml-channels "$DML_CHANNELS"
+  # env -i: Milvus 2.3 reads every environment variable as a config key.
+  # -alias: names the flock-ed pid file in Milvus's runtime dir; must differ per instance.
+  start_bg "$comp" env -i PATH=/usr/bin:/bin HOME="$d" MILVUSCONF="$d/conf/" \
+    METRICS_PORT="$(metrics_port "$name")" DEPLOY_MODE=STANDALONE LD_LIBRARY_PATH="$MILVUS_HOME/bin" \
+    GOMAXPROCS=2 GOGC=200 \
+    "$MILVUS_HOME/bin/milvus" run standalone -alias "tb-$name-$OFF"
+  wait_for "$comp /healthz" "$HEALTH_TIMEOUT" "$comp" milvus_healthy "$name"
+}
+
+# ---------------------------------------------------------------- CDC config
+write_cdc_config() {
+  mkdir -p "$RUN/cdc"
+  cat > "$RUN/cdc/cdc.yaml" <<EOF
+# milvus-cdc server config for the local test bed (written by scripts/testbed.sh up)
+address: 127.0.0.1:$CDC_PORT
+maxTaskNum: 100
+maxNameLength: 256
+logLevel: info
+metaStoreConfig:
+  storeType: sqlite
+  sqlitePath: $RUN/cdc/meta.db
+  rootPath: cdc
+sourceConfig:
+  etcd:
+    address: [127.0.0.1:$ETCD_PORT]
+    rootPath: ${M_ROOT[source]}
+    metaSubPath: meta
+  kafka:
+    address: 127.0.0.1:$KAFKA_PORT
+  replicateChan: ${M_ROOT[source]}-replicate-msg
+  channelNum: $DML_CHANNELS
+EOF
+}
+
+# ---------------------------------------------------------------- commands
+any_running() {
+  local c
+  for c in etcd kafka milvus-source milvus-target milvus-replica; do is_running "$c" && return 0; done
+  return 1
+}
+
+cmd_up() {
+  local replica=0
+  for a in "$@"; do
+    case $a in --replica) replica=1 ;; *) die "up: unknown option $a" ;; esac
+  done
+  local t0; t0=$(now)
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  ensure_tools
+  mkdir -p "$CACHE"
+  ensure_venv; ensure_kafka; ensure_milvus
+  log "installs ready after $(( $(now) - t0 ))s"
+  if ! any_running; then
+    # fresh bed: stale data from a crashed run would confuse Milvus (leases, positions)
+    if [[ -d "$RUN" && -n "$(ls -A "$RUN" 2>/dev/null)" && ! -f "$RUN/$MARKER" ]]; then
+      die "$RUN exists, is not empty and is not a test bed run dir; set TESTBED_RUN_DIR elsewhere"
+    fi
+    rm -rf "$RUN"
+  fi
+  mkdir -p "$RUN"; touch "$RUN/$MARKER"
+  # fail fast, before starting anything, if a port of a component still to start is taken
+  local lo; lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  is_running etcd || check_ports_free etcd "$ETCD_PORT" "$ETCD_PEER_PORT"
+  is_running kafka || check_ports_free kafka "$KAFKA_PORT" "$KAFKA_CTRL_PORT"
+  for n in source target $( ((replica)) && echo replica); do
+    # shellcheck disable=SC2046
+    is_running "milvus-$n" || check_ports_free "milvus-$n" $(milvus_ports "$n")
+  done
+  if (( ETCD_PEER_PORT >= lo )); then
+    log "WARNING: with TESTBED_PORT_OFFSET=$OFF some ports are in the ephemeral range (>= $lo); starts may collide"
+  fi
+  start_etcd
+  start_kafka
+  start_milvus source
+  start_milvus target
+  if ((replica)); then start_milvus replica; fi
+  write_cdc_config
+  log "bed up in $(( $(now) - t0 ))s (run dir $RUN)"
+  cmd_env
+}
+
+cmd_down() {
+  local n
+  # Milvus 2.3.5 standalone hangs in its graceful stop (proxy retries the stopped rootcoord
+  # forever, gracefulStopTimeout is not applied), so it gets a short grace, then SIGKILL.
+  stop_components "${TESTBED_MILVUS_STOP_TIMEOUT:-15}" milvus-replica milvus-target milvus-source
+  stop_components 30 kafka
+  stop_components 30 etcd
+  # Milvus's own flock-ed pid files (fixed runtime dir, one per -alias of this bed)
+  for n in "${MILVUS_INSTANCES[@]}"; do
+    rm -f "/run/milvus/standalone-tb-$n-$OFF.pid" "/tmp/milvus/standalone-tb-$n-$OFF.pid"
+  done
+  if [[ -f "$RUN/$MARKER" ]]; then
+    rm -rf "$RUN"; log "removed $RUN"
+  elif [[ -e "$RUN" ]]; then
+    log "left $RUN in place: it has no $MARKER marker"
+  fi
+}
+
+cmd_status() {
+  local c pid state rc=0 ok started=0 rss
+  printf '%-15s %-8s %-9s %-9s %s\n' COMPONENT PID STATE RSS_MB PORTS
+  for c in etcd kafka milvus-source milvus-target milvus-replica; do
+    pid=$(pid_of "$c"); state=stopped; rss=-
+    if is_running "$c"; then
+      started=$((started + 1))
+      case $c in
+        etcd) etcd_healthy >/dev/null 2>&1 && ok=1 || ok=0 ;;
+        kafka) kafka_healthy && ok=1 || ok=0 ;;
+        milvus-*) milvus_healthy "${c#milvus-}" && ok=1 || ok=0 ;;
+      esac
+      if ((ok)); then state=healthy; else state=unhealthy; rc=1; fi
+      rss=$(awk '/VmRSS/ {printf "%d", $2/1024}' "/proc/$pid/status" 2>/dev/null || echo -)
+    elif [[ -n "$pid" ]]; then
+      state=dead; rc=1
+    elif [[ $c != milvus-replica ]]; then
+      rc=1
+    fi
+    case $c in
+      etcd) ports="$ETCD_PORT $ETCD_PEER_PORT" ;;
+      kafka) ports="$KAFKA_PORT $KAFKA_CTRL_PORT" ;;
+      *) ports=$(milvus_ports "${c#milvus-}") ;;
+    esac
+    printf '%-15s %-8s %-9s %-9s %s\n' "$c" "${pid:--}" "$state" "$rss" "$ports"
+  done
+  ((started > 0)) || echo "(bed is down; run dir $RUN)"
+  return $rc
+}
+
+cmd_env() {
+  cat <<EOF
+TESTBED_RUN_DIR=$RUN
+ETCD_ENDPOINTS=127.0.0.1:$ETCD_PORT
+KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+SOURCE_MILVUS_URI=http://127.0.0.1:$(proxy_port source)
+TARGET_MILVUS_URI=http://127.0.0.1:$(proxy_port target)
+EOF
+  if is_running milvus-replica; then echo "REPLICA_MILVUS_URI=http://127.0.0.1:$(proxy_port replica)"; fi
+  cat <<EOF
+SOURCE_ETCD_ROOT=${M_ROOT[source]}
+SOURCE_META_SUBPATH=meta
+SOURCE_CHANNEL_PREFIX=${M_ROOT[source]}
+SOURCE_REPLICATE_CHANNEL=${M_ROOT[source]}-replicate-msg
+SOURCE_DML_CHANNEL_NUM=$DML_CHANNELS
+TARGET_ETCD_ROOT=${M_ROOT[target]}
+TARGET_CHANNEL_PREFIX=${M_ROOT[target]}
+PYTHON=$PY
+CDC_CONFIG=$RUN/cdc/cdc.yaml
+CDC_ADDRESS=127.0.0.1:$CDC_PORT
+EOF
+}
+
+case ${1:-} in
+  up) shift; cmd_up "$@" ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) cmd_env ;;
+  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
