@@ -1,4 +1,6 @@
 // milvus-cdc: flags -> Config -> wiring. The one file that knows every concrete type.
+#include <strings.h>
+
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +11,9 @@
 #include "api/cdc_service.h"
 #include "api/http_server.h"
 #include "config/config.h"
+#include "inspect/inspect.h"
+#include "pipeline/task_pipeline.h"
+#include "store/etcd_meta_store.h"
 #include "store/sqlite_meta_store.h"
 #include "target/milvus_client.h"
 #include "task/task_manager.h"
@@ -24,6 +29,7 @@ namespace {
 
 const char kUsage[] =
     "usage: milvus-cdc [--config PATH] [--address HOST:PORT]\n"
+    "       milvus-cdc inspect --config PATH [--from earliest|latest] [--collection NAME] ...\n"
     "\n"
     "  --config PATH         YAML configuration (keys of the official cdc.yaml); without it,\n"
     "                        built-in defaults are used (SQLite task store in ./data)\n"
@@ -60,6 +66,9 @@ cdc::Status CheckTarget(const cdc::MilvusConnectParam& m) {
 int main(int argc, char** argv) {
   Flags flags;
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "inspect") {
+    return cdc::inspect::Run(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&](std::string* out) {
@@ -115,29 +124,37 @@ int main(int argc, char** argv) {
   for (const auto& n : notices) log->info("{}", n);
   if (flags.config_path.empty()) log->info("no --config given: using built-in defaults");
 
-  if (config.meta_store.store_type != "sqlite") {
-    return Fail("metaStoreConfig.storeType '" + config.meta_store.store_type +
-                "' is not available in this build yet; use sqlite");
-  }
-  std::string key_file = config.meta_store.secret_key_file.empty() ? config.meta_store.sqlite_path + ".key"
-                                                                   : config.meta_store.secret_key_file;
+  const bool etcd_store = strcasecmp(config.meta_store.store_type.c_str(), "etcd") == 0;  // validated: sqlite|etcd
+  std::string key_file = !config.meta_store.secret_key_file.empty() ? config.meta_store.secret_key_file
+                         : etcd_store                               ? std::string("data/cdc-secret.key")
+                                                                    : config.meta_store.sqlite_path + ".key";
   std::error_code ec;
   auto key_dir = std::filesystem::path(key_file).parent_path();
   if (!key_dir.empty()) std::filesystem::create_directories(key_dir, ec);
   auto secrets = cdc::SecretBox::FromKeyFile(key_file);
   if (!secrets.ok()) return Fail(secrets.status().message());
-  auto store = cdc::SqliteMetaStore::Open(config.meta_store.sqlite_path, config.meta_store.root_path,
-                                          std::move(secrets).value());
-  if (!store.ok()) return Fail(store.status().message());
-  log->info("task store: sqlite {}", config.meta_store.sqlite_path);
+  std::unique_ptr<cdc::MetaStore> store;
+  if (etcd_store) {
+    auto opened = cdc::EtcdMetaStore::Open(cdc::source::EtcdOptions::FromConfig(config.meta_store.etcd),
+                                           config.meta_store.root_path, std::move(secrets).value());
+    if (!opened.ok()) return Fail(opened.status().message());
+    store = std::move(opened).value();
+    log->info("task store: etcd under '{}'", config.meta_store.root_path);
+  } else {
+    auto opened = cdc::SqliteMetaStore::Open(config.meta_store.sqlite_path, config.meta_store.root_path,
+                                             std::move(secrets).value());
+    if (!opened.ok()) return Fail(opened.status().message());
+    store = std::move(opened).value();
+    log->info("task store: sqlite {}", config.meta_store.sqlite_path);
+  }
 
   cdc::Metrics metrics;
-  cdc::IdlePipelineFactory pipelines;
+  cdc::pipeline::TaskPipelineFactory pipelines({&config, store.get(), &metrics});
   cdc::TaskManagerOptions options;
   options.max_task_num = config.max_task_num;
   options.limits.max_name_length = config.max_name_length;
   options.limits.replicate_chan = config.source.replicate_chan;
-  cdc::TaskManager tasks(options, store->get(), &pipelines, CheckTarget, &metrics);
+  cdc::TaskManager tasks(options, store.get(), &pipelines, CheckTarget, &metrics);
   if (auto st = tasks.Recover(); !st.ok()) return Fail("cannot recover stored tasks: " + st.message());
 
   cdc::CdcService service(&tasks, &metrics);

@@ -2,7 +2,9 @@
 
 #include <chrono>
 
+#include "msg.pb.h"
 #include "util/json_decode.h"
+#include "util/secret_box.h"
 #include "util/log.h"
 
 namespace cdc {
@@ -52,6 +54,24 @@ json Redacted(json data) {
     if (data.contains(key)) data[key] = "***";
   }
   return data;
+}
+
+// One stored checkpoint as the official `position` reply shows it; null for records
+// that are not checkpoints (write-ahead intents).
+json PositionEntry(const ChannelPosition& p) {
+  if (p.collection_id < -10) return nullptr;
+  auto data = json::parse(p.data, nullptr, false);
+  if (data.is_discarded() || !data.is_object()) return nullptr;
+  const int64_t offset = data.value("offset", int64_t{-1});
+  const uint64_t ts = data.value("ts", uint64_t{0});
+  std::string msg_id(8, '\0');
+  for (int i = 0; i < 8; ++i) msg_id[i] = static_cast<char>((static_cast<uint64_t>(offset) >> (8 * i)) & 0xff);
+  milvus::proto::msg::MsgPosition position;
+  position.set_channel_name(p.channel);
+  position.set_msgid(msg_id);
+  position.set_timestamp(ts);
+  return {{"collection_id", p.collection_id}, {"channel_name", p.channel}, {"time", ts >> 18},
+          {"tt", ts}, {"msg_id", Base64Encode(position.SerializeAsString())}, {"offset", offset}};
 }
 
 }  // namespace
@@ -160,10 +180,12 @@ CdcReply CdcService::HandleType(const std::string& type, const json& data) {
     if (!positions.ok()) return HandlerError(type, positions.status());
     json list = nullptr;
     for (const auto& p : *positions) {
+      json entry = PositionEntry(p);
+      if (entry.is_null()) continue;
       if (list.is_null()) list = json::array();
-      list.push_back({{"collection_id", p.collection_id}, {"channel_name", p.channel}});
+      list.push_back(std::move(entry));
     }
-    return Ok({{"positions", list}, {"op_positions", nullptr}, {"target_positions", nullptr}});
+    return Ok({{"positions", list}, {"op_positions", list}, {"target_positions", nullptr}});
   }
   std::string names;
   for (const char* t : kTypes) names += (names.empty() ? "" : " ") + std::string(t);

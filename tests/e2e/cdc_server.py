@@ -32,7 +32,7 @@ def wait_until(predicate, timeout, interval=0.1, what="condition"):
 
 
 class CdcServer:
-    def __init__(self, workdir, config_overrides=None, replicate_chan="by-dev-replicate-msg"):
+    def __init__(self, workdir, config_overrides=None, bed_env=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -40,9 +40,11 @@ class CdcServer:
         self.log_path = self.workdir / "server.log"
         self.db_path = self.workdir / "meta.db"
         self.config_path = self.workdir / "cdc.yaml"
-        self.write_config(config_overrides or {}, replicate_chan)
+        self.bed_env = bed_env or {}
+        self.write_config(config_overrides or {})
 
-    def write_config(self, overrides, replicate_chan="by-dev-replicate-msg"):
+    def write_config(self, overrides):
+        bed = self.bed_env
         lines = [
             f"address: 127.0.0.1:{self.port}",
             f"maxTaskNum: {overrides.get('maxTaskNum', 100)}",
@@ -53,7 +55,17 @@ class CdcServer:
             f"  sqlitePath: {self.db_path}",
             "  rootPath: cdc",
             "sourceConfig:",
-            f"  replicateChan: {replicate_chan}",
+            "  etcd:",
+            f"    address: [{bed.get('ETCD_ENDPOINTS', '127.0.0.1:2379')}]",
+            f"    rootPath: {bed.get('SOURCE_ETCD_ROOT', 'by-dev')}",
+            f"    metaSubPath: {bed.get('SOURCE_META_SUBPATH', 'meta')}",
+            "  kafka:",
+            f"    address: {bed.get('KAFKA_BROKERS', '127.0.0.1:9092')}",
+            f"  replicateChan: {bed.get('SOURCE_REPLICATE_CHANNEL', 'by-dev-replicate-msg')}",
+            "retry:",
+            f"  retryTimes: {overrides.get('retryTimes', 0)}",
+            f"  initBackOff: {overrides.get('initBackOff', 1)}",
+            f"  maxBackOff: {overrides.get('maxBackOff', 2)}",
         ]
         lines += overrides.get("extra_lines", [])
         self.config_path.write_text("\n".join(lines) + "\n")

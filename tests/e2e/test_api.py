@@ -19,8 +19,8 @@ def target_uri(bed_env):
 
 
 @pytest.fixture
-def server(tmp_path):
-    srv = CdcServer(tmp_path / "cdc").start()
+def server(tmp_path, bed_env):
+    srv = CdcServer(tmp_path / "cdc", bed_env=bed_env).start()
     yield srv
     srv.stop()
 
@@ -62,7 +62,6 @@ def test_create_get_list_pause_resume_delete(server, target_uri):
     assert task["milvus_connect_param"]["uri"] == target_uri
     assert task["milvus_connect_param"]["connect_timeout"] == 10
     assert task["collection_infos"] == [{"name": "*", "positions": None, "use_start_position": False}]
-    assert "not implemented" in task["reason"]  # honest until replication lands
     assert "token" not in json.dumps(task)
 
     tasks = ok_data(server.post("list"))["tasks"]
@@ -79,7 +78,7 @@ def test_create_get_list_pause_resume_delete(server, target_uri):
     assert "the task has running, task_id: " + task_id in error(server.post("resume", {"task_id": task_id}))
 
     positions = ok_data(server.post("position", {"task_id": task_id}))
-    assert positions == {"positions": None, "op_positions": None, "target_positions": None}
+    assert set(positions) == {"positions", "op_positions", "target_positions"}
 
     assert server.post("delete", {"task_id": task_id}) == {"code": 200}
     assert "not found: [" + task_id + "]" in error(server.post("get", {"task_id": task_id}))
@@ -161,8 +160,8 @@ def test_name_mapping_must_be_inside_scope(server, target_uri):
     assert get_task(server, task_id)["name_mapping"] == body["name_mapping"]
 
 
-def test_task_limit(tmp_path, target_uri):
-    srv = CdcServer(tmp_path / "cdc", {"maxTaskNum": 2}).start()
+def test_task_limit(tmp_path, target_uri, bed_env):
+    srv = CdcServer(tmp_path / "cdc", {"maxTaskNum": 2}, bed_env=bed_env).start()
     try:
         ok_data(srv.post("create", create_body(target_uri, "a")))
         ok_data(srv.post("create", create_body(target_uri, "b")))
@@ -324,8 +323,8 @@ def test_config_errors_stop_startup(tmp_path):
     assert result.returncode != 0 and "missing.yaml" in result.stderr
 
 
-def test_unknown_config_key_warns(tmp_path):
-    srv = CdcServer(tmp_path / "warn", {"extra_lines": ["someTypo: 3"]}).start()
+def test_unknown_config_key_warns(tmp_path, bed_env):
+    srv = CdcServer(tmp_path / "warn", {"extra_lines": ["someTypo: 3"]}, bed_env=bed_env).start()
     try:
         assert "unknown config key 'someTypo' is ignored" in srv.log()
     finally:
@@ -334,20 +333,20 @@ def test_unknown_config_key_warns(tmp_path):
 
 # -- concurrency ------------------------------------------------------------------------
 
-def test_fifty_concurrent_clients_leave_the_store_consistent(tmp_path, target_uri):
-    srv = CdcServer(tmp_path / "conc", {"maxTaskNum": 500}).start()
+def test_fifty_concurrent_clients_leave_the_store_consistent(tmp_path, target_uri, bed_env):
+    srv = CdcServer(tmp_path / "conc", {"maxTaskNum": 500}, bed_env=bed_env).start()
     created, deleted, failures = [], [], []
     lock = threading.Lock()
 
     def client(i):
         try:
-            for j in range(3):
+            for j in range(2):
                 reply = srv.post("create", create_body(target_uri, f"c_{i}_{j}"))
                 task_id = ok_data(reply)["task_id"]
                 with lock:
                     created.append(task_id)
                 ok_data(srv.post("list"))
-                if j == 1:
+                if j == 0:
                     assert srv.post("delete", {"task_id": task_id}) == {"code": 200}
                     with lock:
                         deleted.append(task_id)
@@ -363,7 +362,7 @@ def test_fifty_concurrent_clients_leave_the_store_consistent(tmp_path, target_ur
     try:
         assert failures == []
         expected = set(created) - set(deleted)
-        assert len(expected) == 100
+        assert len(expected) == 50
         listed = {t["task_id"] for t in ok_data(srv.post("list"))["tasks"]}
         assert listed == expected
         srv.restart(signal.SIGKILL)

@@ -1,0 +1,71 @@
+// PackAssembler: groups the decoded events of ONE pchannel into packs bounded by time ticks,
+// exactly as Milvus's own consumers do (MqTtMsgStream, milvus-wire.md §5.5), and applies the
+// resume rule after a seek to a stored position (§5.4).
+//
+// Owner: whoever reads the channel (one assembler per pchannel reader). Not thread-safe; no
+// I/O; a value type apart from its buffer. Memory is bounded: events are buffered only until a
+// tick at or past their end_ts, and the buffer is capped by count and bytes (a source that stops
+// ticking yields an error instead of eating memory).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+
+#include "decode/event.h"
+#include "util/status.h"
+
+namespace cdc::decode {
+
+struct PackAssemblerOptions {
+  size_t max_buffered_events = 100'000;
+  size_t max_buffered_bytes = 256ull << 20;  // sum of Event::payload_bytes
+};
+
+class PackAssembler {
+ public:
+  explicit PackAssembler(std::string channel, PackAssemblerOptions options = {});
+
+  // Declares that reading starts at `from` (an inclusive seek to from.offset), for a position a
+  // previous pack handed out as end_position. Until a time tick with ts >= from.timestamp
+  // arrives, non-tick events with end_ts <= from.timestamp are dropped (they were in a pack
+  // already) and ticks below it are ignored. The next pack then starts at from.timestamp with
+  // start_position = from. Call before the first Add; without it the first pack starts at ts 0
+  // with start_position = the first message added.
+  void ResumeFrom(const Position& from);
+
+  // Feeds the next event read from the channel, in log order. Returns the pack that a time tick
+  // closes (tick ts > previous tick), else nullopt. Time ticks never appear in a pack.
+  // Errors: an event of another channel (kInvalidArgument); the buffer limits would be exceeded
+  // (kResourceExhausted, naming the channel; the event is not buffered).
+  StatusOr<std::optional<Pack>> Add(Event event);
+
+  const std::string& channel() const { return channel_; }
+  uint64_t last_tick() const { return last_tick_; }  // end_ts of the last pack (or resume ts)
+  bool seeking() const { return seeking_; }
+  size_t buffered_events() const { return buffer_.size(); }
+  size_t buffered_bytes() const { return buffered_bytes_; }
+  // Counters for /metrics and tests.
+  uint64_t duplicates_dropped() const { return duplicates_dropped_; }
+  uint64_t dropped_on_resume() const { return dropped_on_resume_; }
+  uint64_t stale_ticks() const { return stale_ticks_; }
+
+ private:
+  std::optional<Pack> OnTick(const Event& tick);
+
+  std::string channel_;
+  PackAssemblerOptions options_;
+  std::deque<Event> buffer_;  // non-tick events not yet in a pack, in arrival order
+  size_t buffered_bytes_ = 0;
+  uint64_t last_tick_ = 0;
+  std::optional<Position> start_position_;  // end position of the previous pack
+  bool seeking_ = false;
+  uint64_t seek_ts_ = 0;
+  uint64_t duplicates_dropped_ = 0;
+  uint64_t dropped_on_resume_ = 0;
+  uint64_t stale_ticks_ = 0;
+};
+
+}  // namespace cdc::decode

@@ -1,0 +1,293 @@
+#include "pipeline/change_applier.h"
+
+#include <algorithm>
+
+#include "decode/decoder.h"
+#include "milvus.pb.h"
+#include "msg.pb.h"
+#include "util/log.h"
+
+namespace cdc::pipeline {
+
+namespace milvuspb = milvus::proto::milvus;
+namespace msgpb = milvus::proto::msg;
+using decode::MsgType;
+
+namespace {
+
+bool Is(const decode::Event& e, MsgType t) { return e.msg_type == static_cast<int32_t>(t); }
+
+bool IsPartitionKeyCollection(const source::CollectionMeta& meta) {
+  for (const auto& f : meta.schema.fields()) {
+    if (f.is_partition_key()) return true;
+  }
+  return false;
+}
+
+std::string DbOrDefault(const std::string& db) { return db.empty() ? "default" : db; }
+
+}  // namespace
+
+ChangeApplier::ChangeApplier(std::string task_id, const TaskScope* scope, target::MilvusApplier* applier,
+                             Metrics* metrics, IntentWriter intent)
+    : task_id_(std::move(task_id)), scope_(scope), applier_(applier), metrics_(metrics), intent_(std::move(intent)) {}
+
+void ChangeApplier::CountOp(const std::string& api) {
+  ++operations_;
+  metrics_->Add("milvus_cdc_api_execute_total", {{"task_id", task_id_}, {"api_type", api}});
+}
+
+std::string ChangeApplier::PkFieldName(const source::CollectionMeta& meta) const {
+  for (const auto& f : meta.schema.fields()) {
+    if (f.is_primary_key()) return f.name();
+  }
+  return "";
+}
+
+Status ChangeApplier::EnsureDatabase(const std::string& target_db) {
+  if (target_db == "default" || databases_.count(target_db)) return Status::Ok();
+  RETURN_IF_ERROR(applier_->CreateDatabase(target_db));
+  databases_.insert(target_db);
+  CountOp("CreateDatabase");
+  return Status::Ok();
+}
+
+Status ChangeApplier::EnsureCollection(const source::CollectionMeta& meta) {
+  if (collections_.count(meta.id)) return Status::Ok();
+  auto [db, name] = scope_->Map(meta.db_name, meta.name);
+  RETURN_IF_ERROR(EnsureDatabase(db));
+  target::CollectionSpec spec;
+  spec.db_name = db;
+  spec.name = name;
+  spec.schema = meta.schema;
+  spec.shards_num = meta.shards_num;
+  spec.consistency_level = meta.consistency_level;
+  spec.properties = meta.properties;
+  const bool partition_key = IsPartitionKeyCollection(meta);
+  if (partition_key) spec.num_partitions = static_cast<int64_t>(meta.partitions.size());
+  RETURN_IF_ERROR(applier_->CreateCollection(spec));
+  CountOp("CreateCollection");
+  if (!partition_key) {
+    for (const auto& [id, p] : meta.partitions) {
+      if (p.name == "_default") continue;
+      RETURN_IF_ERROR(applier_->CreatePartition(db, name, p.name));
+    }
+  }
+  collections_.insert(meta.id);
+  dropped_.erase(meta.id);
+  GetLogger("apply")->info("task {}: collection {}.{} (source id {}) is on the target as {}.{}", task_id_,
+                           meta.db_name, meta.name, meta.id, db, name);
+  return Status::Ok();
+}
+
+Status ChangeApplier::CreateIndexFromMeta(const source::CollectionMeta& meta, const source::IndexMeta& index) {
+  auto [db, name] = scope_->Map(meta.db_name, meta.name);
+  milvuspb::CreateIndexRequest req;
+  req.set_db_name(db);
+  req.set_collection_name(name);
+  req.set_index_name(index.index_name);
+  for (const auto& f : meta.schema.fields()) {
+    if (f.fieldid() == index.field_id) req.set_field_name(f.name());
+  }
+  for (const auto& [k, v] : index.index_params) {
+    auto* kv = req.add_extra_params();
+    kv->set_key(k);
+    kv->set_value(v);
+  }
+  return applier_->CreateIndex(std::move(req));
+}
+
+Status ChangeApplier::Bootstrap(const source::Catalog& catalog) {
+  for (const auto& db : catalog.Databases()) {
+    if (db.name != "default" && scope_->DatabaseInScope(db.name)) RETURN_IF_ERROR(EnsureDatabase(scope_->MapDb(db.name)));
+  }
+  for (const auto& meta : catalog.Collections()) {
+    if (!scope_->CollectionInScope(meta->db_name, meta->name)) continue;
+    RETURN_IF_ERROR(EnsureCollection(*meta));
+    for (const auto& [id, index] : meta->indexes) {
+      Status st = CreateIndexFromMeta(*meta, index);
+      if (!st.ok()) {
+        GetLogger("apply")->warn("task {}: index {} of {}.{} not copied at start: {}", task_id_, index.index_name,
+                                 meta->db_name, meta->name, st.message());
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status ChangeApplier::Apply(const source::SourceItem& item) {
+  switch (item.kind) {
+    case source::SourceItem::Kind::kPack:
+      return ApplyPack(item);
+    case source::SourceItem::Kind::kCatalog:
+      return ApplyCatalog(item.catalog);
+    case source::SourceItem::Kind::kReplicate:
+      return item.events.empty() ? Status::Ok() : ApplyReplicate(item.events.front().event);
+  }
+  return Status::Ok();
+}
+
+Status ChangeApplier::ApplyPack(const source::SourceItem& item) {
+  bool has_insert = false;
+  for (const auto& r : item.events) has_insert = has_insert || Is(r.event, MsgType::kInsert);
+  if (has_insert && intent_) RETURN_IF_ERROR(intent_(item.channel, item.end_position));
+  auto bound = replay_until_.find(item.channel);
+  const uint64_t replay_until = bound == replay_until_.end() ? 0 : bound->second;
+
+  // Source order is timestamp order. Milvus 2.3 writes an upsert as Insert then Delete of
+  // the same keys at one timestamp; applying the Delete first leaves the new row in place.
+  std::vector<const source::RoutedEvent*> ordered;
+  for (const auto& r : item.events) ordered.push_back(&r);
+  std::stable_sort(ordered.begin(), ordered.end(), [](const source::RoutedEvent* a, const source::RoutedEvent* b) {
+    const bool a_del = Is(a->event, MsgType::kDelete);
+    const bool b_del = Is(b->event, MsgType::kDelete);
+    if (a->event.begin_ts != b->event.begin_ts) return a->event.begin_ts < b->event.begin_ts;
+    return a_del && !b_del;
+  });
+
+  for (const source::RoutedEvent* routed : ordered) {
+    const auto& r = *routed;
+    const auto& e = r.event;
+    const source::CollectionMeta& meta = *r.collection;
+    if (dropped_.count(meta.id) && !Is(e, MsgType::kCreateCollection)) continue;
+    auto [db, name] = scope_->Map(meta.db_name, meta.name);
+    const std::string where = "task " + task_id_ + ", " + decode::MsgTypeName(e.msg_type) + " of " + meta.db_name +
+                              "." + meta.name + " at " + decode::DescribePosition(e.position);
+    if (Is(e, MsgType::kInsert)) {
+      RETURN_IF_ERROR(EnsureCollection(meta));
+      const auto* req = decode::PayloadAs<msgpb::InsertRequest>(e);
+      if (!req) continue;
+      const bool upsert = e.end_ts <= replay_until;
+      RETURN_IF_ERROR(applier_->Insert(db, name, *req, upsert).WithContext(where));
+      rows_inserted_ += e.row_count;
+      metrics_->Add("milvus_cdc_replicate_data_cnt",
+                    {{"task_id", task_id_}, {"collection_id", std::to_string(meta.id)}, {"collection_name", meta.name},
+                     {"op_type", "write"}, {"api_type", "insert"}},
+                    static_cast<double>(e.row_count));
+      CountOp(upsert ? "Upsert" : "Insert");
+    } else if (Is(e, MsgType::kDelete)) {
+      RETURN_IF_ERROR(EnsureCollection(meta));
+      const auto* req = decode::PayloadAs<msgpb::DeleteRequest>(e);
+      if (!req) continue;
+      milvus::proto::schema::IDs ids;
+      if (req->has_primary_keys()) {
+        ids = req->primary_keys();
+      } else {
+        for (int64_t pk : req->int64_primary_keys()) ids.mutable_int_id()->add_data(pk);
+      }
+      const std::string partition = e.partition_id == -1 ? "" : e.partition_name;
+      RETURN_IF_ERROR(applier_->Delete(db, name, partition, ids, PkFieldName(meta)).WithContext(where));
+      rows_deleted_ += e.row_count;
+      metrics_->Add("milvus_cdc_replicate_data_cnt",
+                    {{"task_id", task_id_}, {"collection_id", std::to_string(meta.id)}, {"collection_name", meta.name},
+                     {"op_type", "write"}, {"api_type", "delete"}},
+                    static_cast<double>(e.row_count));
+      CountOp("Delete");
+    } else if (Is(e, MsgType::kCreateCollection)) {
+      RETURN_IF_ERROR(EnsureCollection(meta).WithContext(where));
+    } else if (Is(e, MsgType::kDropCollection)) {
+      auto& seen = drop_seen_[meta.id];
+      seen.insert(item.channel);
+      std::set<std::string> all(meta.pchannels.begin(), meta.pchannels.end());
+      bool everywhere = true;
+      for (const auto& ch : all) everywhere = everywhere && seen.count(ch);
+      if (!everywhere || dropped_.count(meta.id)) continue;
+      RETURN_IF_ERROR(applier_->DropCollection(db, name).WithContext(where));
+      dropped_.insert(meta.id);
+      collections_.erase(meta.id);
+      drop_seen_.erase(meta.id);
+      CountOp("DropCollection");
+    } else if (Is(e, MsgType::kDropPartition)) {
+      auto& seen = partition_drop_seen_[{meta.id, e.partition_id}];
+      seen.insert(item.channel);
+      bool everywhere = true;
+      for (const auto& ch : meta.pchannels) everywhere = everywhere && seen.count(ch);
+      if (!everywhere) continue;
+      if (!e.partition_name.empty() && !IsPartitionKeyCollection(meta)) {
+        RETURN_IF_ERROR(applier_->DropPartition(db, name, e.partition_name).WithContext(where));
+        CountOp("DropPartition");
+      }
+      partition_drop_seen_.erase({meta.id, e.partition_id});
+    }
+  }
+  return Status::Ok();
+}
+
+Status ChangeApplier::ApplyCatalog(const source::CatalogEvent& e) {
+  switch (e.kind) {
+    case source::CatalogEvent::Kind::kCreateDatabase:
+      return EnsureDatabase(scope_->MapDb(e.db_name));
+    case source::CatalogEvent::Kind::kDropDatabase: {
+      const std::string db = scope_->MapDb(e.db_name);
+      RETURN_IF_ERROR(applier_->DropDatabase(db));
+      databases_.erase(db);
+      CountOp("DropDatabase");
+      return Status::Ok();
+    }
+    case source::CatalogEvent::Kind::kCreateCollection:
+      return e.collection ? EnsureCollection(*e.collection) : Status::Ok();
+    case source::CatalogEvent::Kind::kCreatePartition: {
+      if (!e.collection || IsPartitionKeyCollection(*e.collection)) return Status::Ok();
+      if (!collections_.count(e.collection_id)) return EnsureCollection(*e.collection);  // includes partitions
+      auto [db, name] = scope_->Map(e.collection->db_name, e.collection->name);
+      RETURN_IF_ERROR(applier_->CreatePartition(db, name, e.partition_name));
+      CountOp("CreatePartition");
+      return Status::Ok();
+    }
+    default:
+      return Status::Ok();  // indexes come from the replicate channel, drops from the DML channels
+  }
+}
+
+Status ChangeApplier::ApplyReplicate(const decode::Event& e) {
+  auto map = [&](auto req) {
+    auto [db, name] = scope_->Map(DbOrDefault(req.db_name()), req.collection_name());
+    req.set_db_name(db);
+    req.set_collection_name(name);
+    return req;
+  };
+  Status st;
+  std::string api = decode::MsgTypeName(e.msg_type);
+  if (const auto* r = decode::PayloadAs<milvuspb::CreateDatabaseRequest>(e)) {
+    st = EnsureDatabase(scope_->MapDb(r->db_name()));
+  } else if (const auto* r = decode::PayloadAs<milvuspb::DropDatabaseRequest>(e)) {
+    st = applier_->DropDatabase(scope_->MapDb(r->db_name()));
+    databases_.erase(scope_->MapDb(r->db_name()));
+  } else if (const auto* r = decode::PayloadAs<milvuspb::CreateIndexRequest>(e)) {
+    st = applier_->CreateIndex(map(*r));
+  } else if (const auto* r = decode::PayloadAs<milvuspb::DropIndexRequest>(e)) {
+    st = applier_->DropIndex(map(*r));
+  } else if (const auto* r = decode::PayloadAs<milvuspb::LoadCollectionRequest>(e)) {
+    st = applier_->LoadCollection(map(*r));
+  } else if (const auto* r = decode::PayloadAs<milvuspb::ReleaseCollectionRequest>(e)) {
+    st = applier_->ReleaseCollection(map(*r));
+  } else if (const auto* r = decode::PayloadAs<milvuspb::LoadPartitionsRequest>(e)) {
+    st = applier_->LoadPartitions(map(*r));
+  } else if (const auto* r = decode::PayloadAs<milvuspb::ReleasePartitionsRequest>(e)) {
+    st = applier_->ReleasePartitions(map(*r));
+  } else if (const auto* r = decode::PayloadAs<milvuspb::FlushRequest>(e)) {
+    // One Flush per target database, with the in-scope collections renamed.
+    std::map<std::string, milvuspb::FlushRequest> by_db;
+    const std::string src_db = DbOrDefault(r->db_name());
+    for (const auto& coll : r->collection_names()) {
+      if (!scope_->CollectionInScope(src_db, coll)) continue;
+      auto [db, name] = scope_->Map(src_db, coll);
+      by_db[db].set_db_name(db);
+      by_db[db].add_collection_names(name);
+    }
+    for (auto& [db, req] : by_db) {
+      st = applier_->Flush(req);
+      if (!st.ok()) break;
+    }
+  } else {
+    if (not_replicated_.insert(e.msg_type).second) {
+      GetLogger("apply")->info("task {}: {} from the replicate channel is not replicated", task_id_, api);
+    }
+    return Status::Ok();
+  }
+  if (!st.ok()) return st.WithContext("task " + task_id_ + ", " + api + " at " + decode::DescribePosition(e.position));
+  CountOp(api);
+  return Status::Ok();
+}
+
+}  // namespace cdc::pipeline

@@ -1,0 +1,75 @@
+// ChangeApplier: the LogSink of a replication task. Turns each ordered SourceItem into
+// plain Milvus calls on the target (through MilvusApplier), with the task's renames:
+//   catalog CreateDatabase/CreateCollection/CreatePartition -> create on the target;
+//   DML Insert/Delete -> Insert (Upsert while replaying) / Delete by primary key;
+//   DML DropCollection/DropPartition -> drop once every shard's channel reached it;
+//   replicate-channel index, load/release, flush and database operations -> the same call.
+// Called on the LogReader's dispatch thread only; not thread-safe. Counters are atomic.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+
+#include "pipeline/name_mapper.h"
+#include "source/catalog.h"
+#include "source/log_reader.h"
+#include "target/milvus_applier.h"
+#include "util/metrics.h"
+
+namespace cdc::pipeline {
+
+class ChangeApplier : public source::LogSink {
+ public:
+  // Called before a pack with inserts is applied, with the pack's channel and end
+  // position, so a restart knows which inserts may already be on the target.
+  using IntentWriter = std::function<Status(const std::string& channel, const decode::Position& end)>;
+
+  ChangeApplier(std::string task_id, const TaskScope* scope, target::MilvusApplier* applier, Metrics* metrics,
+                IntentWriter intent);
+
+  // Inserts read again after a restart, up to these timestamps per channel, are
+  // applied as upserts so no row is doubled.
+  void SetReplayBounds(std::map<std::string, uint64_t> bounds) { replay_until_ = std::move(bounds); }
+
+  // Makes the target hold every in-scope database, collection, partition and index the
+  // catalog knows (existing ones are checked for schema equality).
+  Status Bootstrap(const source::Catalog& catalog);
+
+  Status Apply(const source::SourceItem& item) override;
+
+  int64_t rows_inserted() const { return rows_inserted_.load(); }
+  int64_t rows_deleted() const { return rows_deleted_.load(); }
+  int64_t operations() const { return operations_.load(); }
+
+ private:
+  Status ApplyPack(const source::SourceItem& item);
+  Status ApplyCatalog(const source::CatalogEvent& e);
+  Status ApplyReplicate(const decode::Event& e);
+  Status EnsureDatabase(const std::string& target_db);
+  Status EnsureCollection(const source::CollectionMeta& meta);
+  Status CreateIndexFromMeta(const source::CollectionMeta& meta, const source::IndexMeta& index);
+  void CountOp(const std::string& api);
+  std::string PkFieldName(const source::CollectionMeta& meta) const;
+
+  const std::string task_id_;
+  const TaskScope* const scope_;
+  target::MilvusApplier* const applier_;
+  Metrics* const metrics_;
+  const IntentWriter intent_;
+
+  std::map<std::string, uint64_t> replay_until_;
+  std::set<std::string> databases_;                  // target databases known to exist
+  std::set<int64_t> collections_;                    // source collection ids created on the target
+  std::set<int64_t> dropped_;                        // source collection ids dropped on the target
+  std::map<int64_t, std::set<std::string>> drop_seen_;  // collection -> channels whose drop was read
+  std::map<std::pair<int64_t, int64_t>, std::set<std::string>> partition_drop_seen_;
+  std::set<int32_t> not_replicated_;  // replicate-channel types already reported as skipped
+  std::atomic<int64_t> rows_inserted_{0};
+  std::atomic<int64_t> rows_deleted_{0};
+  std::atomic<int64_t> operations_{0};
+};
+
+}  // namespace cdc::pipeline

@@ -1,0 +1,44 @@
+#include "pipeline/name_mapper.h"
+
+#include "task/scope.h"
+
+namespace cdc::pipeline {
+
+bool TaskScope::CollectionInScope(const std::string& db, const std::string& collection) const {
+  const std::string name = db + "." + collection;
+  for (const auto& excluded : spec_.exclude_collections) {
+    if (ScopeMatches(excluded, name)) return false;
+  }
+  for (const auto& scope : spec_.ScopeNames()) {
+    if (ScopeMatches(scope, name)) return true;
+  }
+  return false;
+}
+
+bool TaskScope::DatabaseInScope(const std::string& db) const {
+  if (!spec_.db_collections) return false;
+  for (const auto& [key, list] : *spec_.db_collections) {
+    if (key == "*" || key == db) return true;
+  }
+  return false;
+}
+
+std::string TaskScope::MapDb(const std::string& db) const {
+  for (const auto& m : spec_.name_mapping) {
+    if (m.source_db == db && m.collection_mapping.empty() && !m.target_db.empty()) return m.target_db;
+  }
+  return db;
+}
+
+std::pair<std::string, std::string> TaskScope::Map(const std::string& db, const std::string& collection) const {
+  for (const auto& m : spec_.name_mapping) {
+    if (m.source_db != db) continue;
+    const std::string target_db = m.target_db.empty() ? db : m.target_db;
+    if (m.collection_mapping.empty()) return {target_db, collection};
+    auto it = m.collection_mapping.find(collection);
+    if (it != m.collection_mapping.end()) return {target_db, it->second};
+  }
+  return {db, collection};
+}
+
+}  // namespace cdc::pipeline

@@ -1,0 +1,29 @@
+// NameMapper and scope predicates: which source databases and collections a task covers
+// and what they are called on the target (`name_mapping`). Immutable; thread-safe.
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include "task/task_spec.h"
+
+namespace cdc::pipeline {
+
+class TaskScope {
+ public:
+  explicit TaskScope(TaskSpec spec) : spec_(std::move(spec)) {}
+
+  bool CollectionInScope(const std::string& db, const std::string& collection) const;
+  // Database-level operations (create/drop database) follow only for db_collections tasks
+  // whose key is that database or `*`.
+  bool DatabaseInScope(const std::string& db) const;
+  // Target names for a source (db, collection).
+  std::pair<std::string, std::string> Map(const std::string& db, const std::string& collection) const;
+  std::string MapDb(const std::string& db) const;
+  const TaskSpec& spec() const { return spec_; }
+
+ private:
+  const TaskSpec spec_;
+};
+
+}  // namespace cdc::pipeline

@@ -1,0 +1,126 @@
+// KafkaChannelReader: reads one Milvus log channel (a Kafka topic, partition 0) from an explicit
+// start offset, message by message. One librdkafka consumer per reader, assigned (never
+// subscribed): no consumer group, no committed offsets; positions are ours (milvus-wire.md §5.2).
+//
+// Owner: the pipeline thread that reads the channel. Thread-compatible: every method must be
+// called from one thread at a time. Close() runs in the destructor.
+//
+// Outages: librdkafka retries connections and fetches itself; Poll reports only errors that
+// will not heal (an offset out of range, an unauthorized topic, a fatal client error). A broker
+// that stays away shows as a growing SinceLastContact() with the cause in last_error(), so the
+// owner can pause its task naming Kafka after N seconds.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "util/status.h"
+
+struct rd_kafka_s;  // librdkafka's rd_kafka_t (C API: the top-level build finds only `rdkafka`)
+
+namespace cdc::source {
+
+struct KafkaSaslConfig {
+  std::string security_protocol = "SASL_PLAINTEXT";  // or SASL_SSL
+  std::string mechanisms = "PLAIN";                  // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+  std::string username;
+  std::string password;
+};
+
+struct KafkaReaderConfig {
+  std::string bootstrap_servers;  // "host:port[,host:port...]"
+  // Extra librdkafka properties (e.g. ssl.ca.location), applied over our defaults. Fetch and
+  // queue limits below 10 MiB are rejected (Milvus messages reach 10 MiB).
+  std::map<std::string, std::string> properties;
+  std::optional<KafkaSaslConfig> sasl;
+  std::string client_id = "milvus-cdc";
+  // Timeout of the watermark query that resolves a "latest" start.
+  std::chrono::milliseconds metadata_timeout{10'000};
+  // With no message for this long, Poll probes the broker (a watermark query, at most
+  // probe_timeout) so SinceLastContact() stays meaningful on idle topics.
+  std::chrono::milliseconds probe_interval{5'000};
+  std::chrono::milliseconds probe_timeout{500};
+};
+
+// Where to start reading partition 0.
+struct StartAt {
+  enum class Kind { kEarliest, kLatest, kOffset };
+  Kind kind = Kind::kLatest;
+  int64_t offset = -1;  // kOffset: the first offset to read (inclusive)
+
+  static StartAt Earliest() { return {Kind::kEarliest, -1}; }
+  // The high watermark at Open: the next message to be produced.
+  static StartAt Latest() { return {Kind::kLatest, -1}; }
+  static StartAt Offset(int64_t offset) { return {Kind::kOffset, offset}; }
+};
+
+// One Kafka record as read.
+struct RawMessage {
+  std::string topic;
+  int64_t offset = -1;
+  std::string payload;
+  int64_t timestamp_ms = -1;  // the record's Kafka timestamp (create time), -1 if none
+};
+
+struct Watermarks {
+  int64_t low = 0;   // first offset still stored
+  int64_t high = 0;  // offset the next produced message will get
+};
+
+class KafkaChannelReader {
+ public:
+  // Creates the consumer and assigns `topic` partition 0 at `start`. Errors: invalid config
+  // (kInvalidArgument), a librdkafka without zstd (kFailedPrecondition), "latest" that cannot
+  // be resolved because the broker is unreachable (kUnavailable). A topic that does not exist
+  // yet is not an error: earliest and latest then mean offset 0.
+  static StatusOr<std::unique_ptr<KafkaChannelReader>> Open(const KafkaReaderConfig& config,
+                                                            const std::string& topic, StartAt start);
+  ~KafkaChannelReader();
+  KafkaChannelReader(const KafkaChannelReader&) = delete;
+  KafkaChannelReader& operator=(const KafkaChannelReader&) = delete;
+
+  // The next message, or nullopt if none arrived within timeout_ms (end of partition included).
+  // May block up to timeout_ms + probe_timeout. Errors (all final for this reader):
+  // kFailedPrecondition for an offset out of range (deleted by retention or past the end) or an
+  // unauthorized topic, kInternal for a fatal librdkafka error, kFailedPrecondition after
+  // Close().
+  StatusOr<std::optional<RawMessage>> Poll(int timeout_ms);
+
+  // Queries the broker (blocks up to timeout_ms). A missing topic reports {0, 0}.
+  StatusOr<Watermarks> QueryWatermarks(int timeout_ms = 5000);
+  StatusOr<int64_t> HighWatermark(int timeout_ms = 5000);
+
+  const std::string& topic() const { return topic_; }
+  // Offset of the next message Poll returns; -1 when started at earliest and nothing read yet.
+  int64_t next_offset() const { return next_offset_; }
+
+  // Health: the last librdkafka error seen (empty if none since the last contact) and the time
+  // since the broker last answered (a message, end of partition, or a watermark reply).
+  std::string last_error() const;
+  std::chrono::milliseconds SinceLastContact() const;
+  bool UnreachableFor(std::chrono::milliseconds threshold) const { return SinceLastContact() >= threshold; }
+
+  // Leaves the assignment and destroys the consumer. Idempotent.
+  void Close();
+
+ private:
+  class Callbacks;  // librdkafka error and log callbacks
+  KafkaChannelReader(const KafkaReaderConfig& config, std::string topic);
+
+  void MarkContact();
+  StatusOr<Watermarks> QueryWatermarksInternal(int timeout_ms);
+
+  KafkaReaderConfig config_;
+  std::string topic_;
+  std::unique_ptr<Callbacks> callbacks_;  // outlives rk_ (it is the librdkafka opaque)
+  rd_kafka_s* rk_ = nullptr;              // owned; destroyed by Close()
+  int64_t next_offset_ = -1;
+  std::chrono::steady_clock::time_point last_contact_;
+  std::chrono::steady_clock::time_point last_probe_;
+};
+
+}  // namespace cdc::source

@@ -1,0 +1,387 @@
+#include "source/log_reader.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "decode/decoder.h"
+#include "util/log.h"
+
+namespace cdc::source {
+
+namespace {
+
+constexpr uint64_t kNoDdl = std::numeric_limits<uint64_t>::max();
+
+// Kafka MQ ids are 8-byte little-endian offsets.
+std::optional<int64_t> KafkaOffset(const std::string& msg_id) {
+  if (msg_id.size() != 8) return std::nullopt;
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(msg_id[i]);
+  return static_cast<int64_t>(v);
+}
+
+bool IsDatabaseOp(int32_t type) {
+  return type == static_cast<int32_t>(decode::MsgType::kCreateDatabase) ||
+         type == static_cast<int32_t>(decode::MsgType::kDropDatabase) ||
+         type == static_cast<int32_t>(decode::MsgType::kAlterDatabase);
+}
+
+}  // namespace
+
+LogReader::LogReader(LogReaderOptions options, MetaFollower* follower, Catalog* catalog, LogSink* sink)
+    : options_(std::move(options)), follower_(follower), catalog_(catalog), sink_(sink) {}
+
+LogReader::~LogReader() { Stop(); }
+
+bool LogReader::InScope(const CollectionMeta& c) const {
+  return options_.collection_in_scope && options_.collection_in_scope(c.db_name, c.name);
+}
+
+void LogReader::Wake() {
+  {
+    std::lock_guard<std::mutex> lock(wake_mu_);
+    woken_ = true;
+  }
+  wake_cv_.notify_one();
+}
+
+Status LogReader::Start() {
+  follower_->SetNotify([this] { Wake(); });
+  // Every pchannel an in-scope collection uses; with kEarliest, from the earliest
+  // creation position among the collections sharing it.
+  std::map<std::string, std::optional<int64_t>> starts;
+  for (const auto& c : catalog_->Collections()) {
+    if (!InScope(*c)) continue;
+    announced_.insert(c->id);
+    for (const auto& pch : c->pchannels) {
+      channel_collections_[pch].insert(c->id);
+      auto& start = starts[pch];
+      if (options_.from != LogReaderOptions::From::kEarliest) continue;
+      auto sp = c->start_positions.find(pch);
+      auto off = sp == c->start_positions.end() ? std::nullopt : KafkaOffset(sp->second);
+      if (off && (!start || *off < *start)) start = off;
+    }
+  }
+  for (const auto& [pch, start] : starts) RETURN_IF_ERROR(EnsureChannel(pch, start));
+  if (!options_.replicate_channel.empty()) {
+    ChannelReaderOptions ro;
+    ro.kafka = options_.kafka;
+    ro.topic = options_.replicate_channel;
+    ro.plain = true;
+    ro.queue_capacity = options_.queue_packs;
+    if (auto it = options_.resume.find(ro.topic); it != options_.resume.end()) {
+      ro.start = StartAt::Offset(it->second.offset);
+      std::lock_guard<std::mutex> lock(status_mu_);
+      applied_[ro.topic] = it->second;
+    } else if (options_.from == LogReaderOptions::From::kEarliest) {
+      ro.start = StartAt::Earliest();
+    }
+    replicate_ = std::make_unique<ChannelReader>(ro, [this] { Wake(); });
+    RETURN_IF_ERROR(replicate_->Start());
+  }
+  dispatch_ = std::thread([this] { Dispatch(); });
+  return Status::Ok();
+}
+
+void LogReader::Stop() {
+  stop_ = true;
+  Wake();
+  if (dispatch_.joinable()) dispatch_.join();
+  std::lock_guard<std::mutex> lock(status_mu_);
+  for (auto& [name, r] : dml_) r->Stop();
+  if (replicate_) replicate_->Stop();
+}
+
+Status LogReader::EnsureChannel(const std::string& pchannel, std::optional<int64_t> start_offset) {
+  if (dml_.count(pchannel)) return Status::Ok();
+  ChannelReaderOptions ro;
+  ro.kafka = options_.kafka;
+  ro.topic = pchannel;
+  ro.queue_capacity = options_.queue_packs;
+  if (auto it = options_.resume.find(pchannel); it != options_.resume.end()) {
+    ro.start = StartAt::Offset(it->second.offset);
+    ro.resume = it->second;
+  } else if (start_offset) {
+    ro.start = StartAt::Offset(*start_offset);
+  } else {
+    ro.start = StartAt::Latest();
+  }
+  auto reader = std::make_unique<ChannelReader>(ro, [this] { Wake(); });
+  RETURN_IF_ERROR(reader->Start());
+  GetLogger("source")->info("reading pchannel {} from {}", pchannel,
+                            ro.resume ? "checkpoint offset " + std::to_string(ro.resume->offset)
+                            : start_offset ? "offset " + std::to_string(*start_offset)
+                                           : std::string("latest"));
+  std::lock_guard<std::mutex> lock(status_mu_);
+  if (ro.resume) applied_[pchannel] = *ro.resume;
+  dml_[pchannel] = std::move(reader);
+  return Status::Ok();
+}
+
+void LogReader::Dispatch() {
+  auto log = GetLogger("source");
+  while (!stop_) {
+    auto progressed = Step();
+    if (!progressed.ok()) {
+      log->error("log reader stopped: {}", progressed.status().message());
+      std::lock_guard<std::mutex> lock(status_mu_);
+      health_ = progressed.status();
+      return;
+    }
+    if (*progressed) continue;
+    std::unique_lock<std::mutex> lock(wake_mu_);
+    wake_cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return woken_ || stop_.load(); });
+    woken_ = false;
+  }
+}
+
+void LogReader::TakeCatalogEvents() {
+  for (auto& e : follower_->TakeEvents()) {
+    SourceItem item;
+    item.kind = SourceItem::Kind::kCatalog;
+    item.ts = e.ts;
+    switch (e.kind) {
+      case CatalogEvent::Kind::kCreateDatabase:
+      case CatalogEvent::Kind::kDropDatabase:
+        // The replicate channel carries both with the operation's timestamp; etcd has
+        // none for a drop, so it could overtake the data of that database.
+        if (!options_.replicate_channel.empty()) continue;
+        if (!options_.database_in_scope || !options_.database_in_scope(e.db_name)) continue;
+        break;
+      case CatalogEvent::Kind::kCreateCollection: {
+        if (!e.collection || !InScope(*e.collection) || announced_.count(e.collection_id)) continue;
+        announced_.insert(e.collection_id);
+        for (const auto& pch : e.collection->pchannels) {
+          std::optional<int64_t> start;
+          if (auto sp = e.collection->start_positions.find(pch); sp != e.collection->start_positions.end()) {
+            start = KafkaOffset(sp->second);
+          }
+          Status st = EnsureChannel(pch, start);
+          if (!st.ok()) {
+            std::lock_guard<std::mutex> lock(status_mu_);
+            health_ = st;
+          }
+          channel_collections_[pch].insert(e.collection_id);
+        }
+        break;
+      }
+      case CatalogEvent::Kind::kDropCollection:
+      case CatalogEvent::Kind::kDropPartition:
+        continue;  // applied from the DML channels, in log order
+      default:
+        if (!e.collection || !InScope(*e.collection)) continue;
+        break;
+    }
+    item.catalog = std::move(e);
+    pending_.insert(Pending{std::move(item)});
+  }
+}
+
+StatusOr<SourceItem> LogReader::Route(const decode::Pack& pack, bool* needs_refresh) {
+  SourceItem item;
+  item.kind = SourceItem::Kind::kPack;
+  item.channel = pack.channel;
+  item.ts = pack.end_ts;
+  item.end_position = pack.end_position;
+  for (const auto& ev : pack.events) {
+    auto meta = catalog_->CollectionByIdAny(ev.collection_id);
+    if (!meta) {
+      if (needs_refresh && !*needs_refresh) {
+        *needs_refresh = true;
+        return item;
+      }
+      if (skipped_unknown_++ == 0) {
+        GetLogger("source")->warn("channel {} offset {}: {} for unknown collection {} skipped", pack.channel,
+                                  ev.position.offset, decode::MsgTypeName(ev.msg_type), ev.collection_id);
+      }
+      continue;
+    }
+    if (!InScope(*meta)) continue;
+    item.events.push_back(RoutedEvent{ev, meta});
+  }
+  return item;
+}
+
+Status LogReader::Emit(const SourceItem& item) {
+  Status st = sink_->Apply(item);
+  if (!st.ok()) return st;
+  if (item.kind != SourceItem::Kind::kCatalog) {
+    std::lock_guard<std::mutex> lock(status_mu_);
+    applied_[item.channel] = item.end_position;
+  }
+  return Status::Ok();
+}
+
+StatusOr<bool> LogReader::Step() {
+  bool progressed = false;
+  TakeCatalogEvents();
+  for (auto& [name, reader] : dml_) {
+    if (Status h = reader->health(); !h.ok() && h.code() != StatusCode::kUnavailable) return h;
+  }
+  if (replicate_) {
+    if (Status h = replicate_->health(); !h.ok() && h.code() != StatusCode::kUnavailable) return h;
+    while (const decode::Pack* p = replicate_->Peek()) {
+      SourceItem item;
+      item.kind = SourceItem::Kind::kReplicate;
+      item.channel = p->channel;
+      item.ts = p->end_ts;
+      item.end_position = p->end_position;
+      item.events.push_back(RoutedEvent{p->events.front(), nullptr});
+      replicate_->Pop();
+      pending_.insert(Pending{std::move(item)});
+      progressed = true;
+    }
+  }
+
+  // Packs that end before the next DDL item go first, channel by channel.
+  for (auto& [name, reader] : dml_) {
+    while (const decode::Pack* p = reader->Peek()) {
+      const uint64_t next_ddl = pending_.empty() ? kNoDdl : pending_.begin()->item.ts;
+      if (p->end_ts > next_ddl) break;
+      ASSIGN_OR_RETURN(bool emitted, EmitPack(name, *p, kNoDdl));
+      if (!emitted) break;  // a refresh queued an earlier DDL item: look again
+      reader->Pop();
+      partial_.erase(name);
+      progressed = true;
+    }
+  }
+
+  // A DDL item goes once every DML channel has been read past it. A pack that straddles
+  // it (begins before, ends after) is split: its events up to the item go first.
+  uint64_t watermark = kNoDdl;
+  for (auto& [name, reader] : dml_) watermark = std::min(watermark, reader->watermark());
+  while (!pending_.empty() && pending_.begin()->item.ts <= watermark) {
+    const uint64_t ts = pending_.begin()->item.ts;
+    bool blocked = false;
+    for (auto& [name, reader] : dml_) {
+      const decode::Pack* p = reader->Peek();
+      if (!p) continue;
+      if (p->end_ts <= ts) {
+        blocked = true;  // a whole pack before the item is still queued: the loop above takes it
+        break;
+      }
+      if (p->begin_ts < ts && partial_[name] < ts) {
+        ASSIGN_OR_RETURN(bool emitted, EmitPack(name, *p, ts));
+        if (!emitted) {
+          blocked = true;
+          break;
+        }
+        partial_[name] = ts;
+      }
+    }
+    if (blocked || pending_.empty() || pending_.begin()->item.ts != ts) break;
+    SourceItem item = pending_.begin()->item;
+    pending_.erase(pending_.begin());
+    if (item.kind == SourceItem::Kind::kReplicate && !ReplicateInScope(item.events.front().event)) {
+      std::lock_guard<std::mutex> lock(status_mu_);
+      applied_[item.channel] = item.end_position;  // nothing to do, but it was read
+    } else {
+      RETURN_IF_ERROR(Emit(item));
+    }
+    progressed = true;
+  }
+  RetireIdleChannels();
+  return progressed;
+}
+
+StatusOr<bool> LogReader::EmitPack(const std::string& channel, const decode::Pack& pack, uint64_t up_to) {
+  // Events already emitted by an earlier split, and (for a split) those after `up_to`, stay out.
+  const uint64_t done = partial_.count(channel) ? partial_[channel] : 0;
+  decode::Pack part;
+  const decode::Pack* use = &pack;
+  if (done > 0 || up_to != kNoDdl) {
+    part.channel = pack.channel;
+    part.begin_ts = pack.begin_ts;
+    part.end_ts = pack.end_ts;
+    part.start_position = pack.start_position;
+    part.end_position = pack.end_position;
+    for (const auto& ev : pack.events) {
+      if (ev.end_ts > done && ev.end_ts <= up_to) part.events.push_back(ev);
+    }
+    if (up_to != kNoDdl) part.end_position = pack.start_position;  // the checkpoint stays before the pack
+    use = &part;
+  }
+  bool needs_refresh = false;
+  ASSIGN_OR_RETURN(SourceItem item, Route(*use, &needs_refresh));
+  if (needs_refresh) {
+    // The log names a collection the catalog lacks: catch up with etcd, then look again.
+    RETURN_IF_ERROR(follower_->Refresh());
+    const uint64_t before = pending_.empty() ? kNoDdl : pending_.begin()->item.ts;
+    TakeCatalogEvents();
+    const uint64_t after = pending_.empty() ? kNoDdl : pending_.begin()->item.ts;
+    if (after < before && after < use->end_ts) return false;
+    ASSIGN_OR_RETURN(item, Route(*use, nullptr));
+  }
+  if (up_to != kNoDdl && item.events.empty()) return true;  // nothing of this pack before the item
+  if (up_to != kNoDdl) item.ts = up_to;
+  RETURN_IF_ERROR(Emit(item));
+  for (const auto& ev : item.events) {
+    if (ev.event.msg_type == static_cast<int32_t>(decode::MsgType::kDropCollection)) {
+      channel_collections_[channel].erase(ev.event.collection_id);
+    }
+  }
+  return true;
+}
+
+bool LogReader::ReplicateInScope(const decode::Event& ev) const {
+  if (IsDatabaseOp(ev.msg_type)) return options_.database_in_scope && options_.database_in_scope(ev.db_name);
+  const std::string db = ev.db_name.empty() ? "default" : ev.db_name;
+  auto names = decode::CollectionNamesOf(ev);
+  if (names.empty()) return options_.database_in_scope && options_.database_in_scope(db);
+  for (const auto& n : names) {
+    if (options_.collection_in_scope && options_.collection_in_scope(db, n)) return true;
+  }
+  return false;
+}
+
+void LogReader::RetireIdleChannels() {
+  for (auto it = dml_.begin(); it != dml_.end();) {
+    auto cc = channel_collections_.find(it->first);
+    bool idle = (cc == channel_collections_.end() || cc->second.empty()) && it->second->Peek() == nullptr;
+    if (!idle) {
+      ++it;
+      continue;
+    }
+    GetLogger("source")->info("pchannel {} has no collection of this task any more: stop reading it", it->first);
+    it->second->Stop();
+    std::lock_guard<std::mutex> lock(status_mu_);
+    channel_collections_.erase(it->first);
+    it = dml_.erase(it);
+  }
+}
+
+Status LogReader::health() const {
+  std::lock_guard<std::mutex> lock(status_mu_);
+  if (!health_.ok()) return health_;
+  for (const auto& [name, r] : dml_) {
+    if (Status h = r->health(); !h.ok()) return h;
+  }
+  if (replicate_) return replicate_->health();
+  return Status::Ok();
+}
+
+std::vector<ChannelStatus> LogReader::Channels() const {
+  std::lock_guard<std::mutex> lock(status_mu_);
+  std::vector<ChannelStatus> out;
+  auto add = [&](const std::string& name, const ChannelReader* r) {
+    ChannelStatus cs;
+    cs.channel = name;
+    if (auto it = applied_.find(name); it != applied_.end()) cs.applied = it->second;
+    if (r) {
+      cs.read_ts = r->watermark();
+      cs.next_offset = r->next_offset();
+      cs.high_watermark = r->high_watermark();
+      if (Status h = r->health(); !h.ok()) cs.error = h.message();
+    }
+    out.push_back(std::move(cs));
+  };
+  for (const auto& [name, r] : dml_) add(name, r.get());
+  if (replicate_) add(replicate_->topic(), replicate_.get());
+  for (const auto& [name, pos] : applied_) {
+    if (!dml_.count(name) && (!replicate_ || replicate_->topic() != name)) add(name, nullptr);
+  }
+  return out;
+}
+
+}  // namespace cdc::source

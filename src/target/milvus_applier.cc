@@ -1,0 +1,420 @@
+#include "target/milvus_applier.h"
+
+#include <algorithm>
+#include <cctype>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "util/log.h"
+
+namespace cdc::target {
+
+namespace milvuspb = milvus::proto::milvus;
+namespace schemapb = milvus::proto::schema;
+namespace commonpb = milvus::proto::common;
+
+namespace {
+
+constexpr size_t kDeleteChunk = 1000;
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+bool MessageHas(const Status& st, std::initializer_list<const char*> needles) {
+  const std::string m = Lower(st.message());
+  for (const char* n : needles) {
+    if (m.find(n) != std::string::npos) return true;
+  }
+  return false;
+}
+
+bool IsAlreadyExists(const Status& st) { return MessageHas(st, {"already exist", "duplicate"}); }
+bool IsMissing(const Status& st) {
+  return st.code() == StatusCode::kNotFound ||
+         MessageHas(st, {"not found", "not exist", "doesn't exist", "does not exist", "can't find"});
+}
+
+std::string TypeParam(const schemapb::FieldSchema& f, const std::string& key) {
+  for (const auto& kv : f.type_params()) {
+    if (kv.key() == key) return kv.value();
+  }
+  return "";
+}
+
+std::string Describe(const schemapb::FieldSchema& f) {
+  std::string out = schemapb::DataType_Name(f.data_type());
+  for (const char* key : {"dim", "max_length", "max_capacity"}) {
+    std::string v = TypeParam(f, key);
+    if (!v.empty()) out += std::string("(") + key + "=" + v + ")";
+  }
+  if (f.data_type() == schemapb::DataType::Array) out += "<" + schemapb::DataType_Name(f.element_type()) + ">";
+  return out;
+}
+
+}  // namespace
+
+bool IsRetriable(const Status& st) {
+  switch (st.code()) {
+    case StatusCode::kUnavailable:
+    case StatusCode::kDeadlineExceeded:
+    case StatusCode::kResourceExhausted:
+      return true;
+    default:
+      return MessageHas(st, {"rate limit", "too many requests", "not ready", "service unavailable", "not healthy"});
+  }
+}
+
+Status ExplainWriteRefusal(const Status& st) {
+  if (!MessageHas(st, {"can't produce the msg in the backup instance", "backup instance", "deny to write"})) {
+    return st;
+  }
+  return FailedPrecondition(
+      "the target refuses plain writes because it runs with common.ttMsgEnabled=false (a backup instance); "
+      "set common.ttMsgEnabled: true in the target's milvus.yaml (or its config source) and resume the task. "
+      "Target said: " + st.message());
+}
+
+std::string SchemaDifference(const schemapb::CollectionSchema& source, const schemapb::CollectionSchema& target) {
+  std::vector<const schemapb::FieldSchema*> s;
+  std::vector<const schemapb::FieldSchema*> t;
+  for (const auto& f : source.fields()) {
+    if (f.fieldid() >= 100 && !f.is_dynamic()) s.push_back(&f);
+  }
+  for (const auto& f : target.fields()) {
+    if ((f.fieldid() == 0 || f.fieldid() >= 100) && !f.is_dynamic() && f.name() != "RowID" && f.name() != "Timestamp") {
+      t.push_back(&f);
+    }
+  }
+  for (size_t i = 0; i < std::max(s.size(), t.size()); ++i) {
+    if (i >= s.size()) return "field '" + t[i]->name() + "' exists only on the target";
+    if (i >= t.size()) return "field '" + s[i]->name() + "' exists only on the source";
+    if (s[i]->name() != t[i]->name()) {
+      return "field " + std::to_string(i + 1) + " is '" + s[i]->name() + "' on the source and '" + t[i]->name() +
+             "' on the target";
+    }
+    if (Describe(*s[i]) != Describe(*t[i])) {
+      return "field '" + s[i]->name() + "' is " + Describe(*s[i]) + " on the source and " + Describe(*t[i]) +
+             " on the target";
+    }
+    if (s[i]->is_primary_key() != t[i]->is_primary_key()) {
+      return "field '" + s[i]->name() + "' is " + (s[i]->is_primary_key() ? "" : "not ") +
+             "the primary key on the source but " + (t[i]->is_primary_key() ? "" : "not ") + "on the target";
+    }
+    if (s[i]->is_partition_key() != t[i]->is_partition_key()) {
+      return "field '" + s[i]->name() + "' differs in being the partition key";
+    }
+  }
+  if (source.enable_dynamic_field() != target.enable_dynamic_field()) {
+    return std::string("the dynamic field is ") + (source.enable_dynamic_field() ? "enabled" : "disabled") +
+           " on the source but " + (target.enable_dynamic_field() ? "enabled" : "disabled") + " on the target";
+  }
+  return "";
+}
+
+MilvusApplier::MilvusApplier(MilvusClient* client, RetryPolicy retry, const std::atomic<bool>* stopping)
+    : client_(client), retry_(retry), stopping_(stopping) {}
+
+Status MilvusApplier::WithRetry(const std::string& what, const std::function<Status()>& call) {
+  auto backoff = retry_.initial_backoff;
+  for (int attempt = 1;; ++attempt) {
+    Status st = call();
+    if (st.ok() || !IsRetriable(st)) return st;
+    if (retry_.max_attempts > 0 && attempt >= retry_.max_attempts) {
+      return Status(st.code(), what + " still failing after " + std::to_string(attempt) + " attempts: " + st.message());
+    }
+    if (attempt == 1 || attempt % 10 == 0) {
+      GetLogger("target")->warn("{} on {} failed (attempt {}), retrying in {} ms: {}", what, client_->endpoint(),
+                                attempt, backoff.count(), st.message());
+    }
+    auto until = std::chrono::steady_clock::now() + backoff;
+    while (std::chrono::steady_clock::now() < until) {
+      if (stopping_ && stopping_->load()) return Status(StatusCode::kUnavailable, what + " interrupted: task stopping");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    backoff = std::min(backoff * 2, retry_.max_backoff);
+  }
+}
+
+Status MilvusApplier::CreateDatabase(const std::string& db) {
+  Status st = WithRetry("CreateDatabase " + db, [&] {
+    milvuspb::CreateDatabaseRequest req;
+    req.set_db_name(db);
+    commonpb::Status resp;
+    grpc::ClientContext ctx;
+    client_->PrepareContext(&ctx);
+    return client_->CheckCall(client_->stub()->CreateDatabase(&ctx, req, &resp), resp, "CreateDatabase");
+  });
+  return st.ok() || IsAlreadyExists(st) ? Status::Ok() : st;
+}
+
+Status MilvusApplier::DropDatabase(const std::string& db) {
+  Status st = WithRetry("DropDatabase " + db, [&] {
+    milvuspb::DropDatabaseRequest req;
+    req.set_db_name(db);
+    commonpb::Status resp;
+    grpc::ClientContext ctx;
+    client_->PrepareContext(&ctx);
+    return client_->CheckCall(client_->stub()->DropDatabase(&ctx, req, &resp), resp, "DropDatabase");
+  });
+  return st.ok() || IsMissing(st) ? Status::Ok() : st;
+}
+
+StatusOr<std::vector<std::string>> MilvusApplier::ListDatabases() {
+  milvuspb::ListDatabasesResponse resp;
+  Status st = WithRetry("ListDatabases", [&] {
+    milvuspb::ListDatabasesRequest req;
+    grpc::ClientContext ctx;
+    client_->PrepareContext(&ctx);
+    grpc::Status call = client_->stub()->ListDatabases(&ctx, req, &resp);  // before reading resp.status()
+    return client_->CheckCall(call, resp.status(), "ListDatabases");
+  });
+  if (!st.ok()) return st;
+  return std::vector<std::string>(resp.db_names().begin(), resp.db_names().end());
+}
+
+StatusOr<bool> MilvusApplier::HasCollection(const std::string& db, const std::string& name) {
+  milvuspb::DescribeCollectionResponse resp;
+  Status st = WithRetry("DescribeCollection " + db + "." + name, [&] {
+    milvuspb::DescribeCollectionRequest req;
+    req.set_db_name(db);
+    req.set_collection_name(name);
+    grpc::ClientContext ctx;
+    client_->PrepareContext(&ctx, db);
+    grpc::Status call = client_->stub()->DescribeCollection(&ctx, req, &resp);  // before reading resp.status()
+    return client_->CheckCall(call, resp.status(), "DescribeCollection");
+  });
+  if (st.ok()) return true;
+  if (IsMissing(st)) return false;
+  return st;
+}
+
+Status MilvusApplier::CreateCollection(const CollectionSpec& spec) {
+  const std::string full = spec.db_name + "." + spec.name;
+  schemapb::CollectionSchema schema = spec.schema;
+  schema.set_name(spec.name);
+  for (auto& f : *schema.mutable_fields()) {
+    f.set_autoid(false);  // keep the source's primary keys
+    f.clear_fieldid();
+  }
+
+  milvuspb::DescribeCollectionResponse existing;
+  Status described = WithRetry("DescribeCollection " + full, [&] {
+    milvuspb::DescribeCollectionRequest req;
+    req.set_db_name(spec.db_name);
+    req.set_collection_name(spec.name);
+    grpc::ClientContext ctx;
+    client_->PrepareContext(&ctx, spec.db_name);
+    grpc::Status call = client_->stub()->DescribeCollection(&ctx, req, &existing);  // before reading existing.status()
+    return client_->CheckCall(call, existing.status(), "DescribeCollection");
+  });
+  if (described.ok()) {
+    std::string diff = SchemaDifference(spec.schema, existing.schema());
+    if (!diff.empty()) {
+      return FailedPrecondition("target collection " + full + " exists with a different schema: " + diff);
+    }
+    return Status::Ok();  // already there, same shape
+  }
+  if (!IsMissing(described)) return described;
+
+  Status st = WithRetry("CreateCollection " + full, [&] {
+    milvuspb::CreateCollectionRequest req;
+    req.set_db_name(spec.db_name);
+    req.set_collection_name(spec.name);
+    req.set_schema(schema.SerializeAsString());
+    req.set_shards_num(spec.shards_num);
+    req.set_consistency_level(static_cast<commonpb::ConsistencyLevel>(spec.consistency_level));
+    for (const auto& [k, v] : spec.properties) {
+      auto* kv = req.add_properties();
+      kv->set_key(k);
+      kv->set_value(v);
+    }
+    if (spec.num_partitions > 0) req.set_num_partitions(spec.num_partitions);
+    commonpb::Status resp;
+    grpc::ClientContext ctx;
+    client_->PrepareContext(&ctx, spec.db_name);
+    return client_->CheckCall(client_->stub()->CreateCollection(&ctx, req, &resp), resp, "CreateCollection");
+  });
+  if (!st.ok() && IsAlreadyExists(st)) return Status::Ok();
+  return st;
+}
+
+Status MilvusApplier::DropCollection(const std::string& db, const std::string& name) {
+  Status st = WithRetry("DropCollection " + db + "." + name, [&] {
+    milvuspb::DropCollectionRequest req;
+    req.set_db_name(db);
+    req.set_collection_name(name);
+    commonpb::Status resp;
+    grpc::ClientContext ctx;
+    client_->PrepareContext(&ctx, db);
+    return client_->CheckCall(client_->stub()->DropCollection(&ctx, req, &resp), resp, "DropCollection");
+  });
+  return st.ok() || IsMissing(st) ? Status::Ok() : st;
+}
+
+Status MilvusApplier::CreatePartition(const std::string& db, const std::string& coll, const std::string& partition) {
+  Status st = WithRetry("CreatePartition " + db + "." + coll + "." + partition, [&] {
+    milvuspb::CreatePartitionRequest req;
+    req.set_db_name(db);
+    req.set_collection_name(coll);
+    req.set_partition_name(partition);
+    commonpb::Status resp;
+    grpc::ClientContext ctx;
+    client_->PrepareContext(&ctx, db);
+    return client_->CheckCall(client_->stub()->CreatePartition(&ctx, req, &resp), resp, "CreatePartition");
+  });
+  return st.ok() || IsAlreadyExists(st) ? Status::Ok() : st;
+}
+
+Status MilvusApplier::DropPartition(const std::string& db, const std::string& coll, const std::string& partition) {
+  // Milvus refuses to drop a loaded partition; release it first (a no-op when not loaded).
+  milvuspb::ReleasePartitionsRequest release;
+  release.set_db_name(db);
+  release.set_collection_name(coll);
+  release.add_partition_names(partition);
+  Status released = ReleasePartitions(release);
+  if (!released.ok() && !IsMissing(released)) return released;
+  Status st = WithRetry("DropPartition " + db + "." + coll + "." + partition, [&] {
+    milvuspb::DropPartitionRequest req;
+    req.set_db_name(db);
+    req.set_collection_name(coll);
+    req.set_partition_name(partition);
+    commonpb::Status resp;
+    grpc::ClientContext ctx;
+    client_->PrepareContext(&ctx, db);
+    return client_->CheckCall(client_->stub()->DropPartition(&ctx, req, &resp), resp, "DropPartition");
+  });
+  return st.ok() || IsMissing(st) ? Status::Ok() : st;
+}
+
+Status MilvusApplier::Insert(const std::string& db, const std::string& coll,
+                             const milvus::proto::msg::InsertRequest& src, bool upsert) {
+  auto fill = [&](auto* req) {
+    req->set_db_name(db);
+    req->set_collection_name(coll);
+    req->set_partition_name(src.partition_name());
+    req->set_num_rows(static_cast<uint32_t>(src.num_rows()));
+    for (const auto& fd : src.fields_data()) {
+      if (!fd.is_dynamic() && fd.field_id() > 0 && fd.field_id() < 100) continue;  // RowID, Timestamp
+      if (fd.field_name() == "RowID" || fd.field_name() == "Timestamp") continue;
+      *req->add_fields_data() = fd;
+    }
+  };
+  const char* rpc = upsert ? "Upsert" : "Insert";
+  Status st = WithRetry(std::string(rpc) + " into " + db + "." + coll, [&] {
+    milvuspb::MutationResult resp;
+    grpc::ClientContext ctx;
+    client_->PrepareContext(&ctx, db);
+    if (upsert) {
+      milvuspb::UpsertRequest req;
+      fill(&req);
+      grpc::Status call = client_->stub()->Upsert(&ctx, req, &resp);  // before reading resp.status()
+      return client_->CheckCall(call, resp.status(), rpc);
+    }
+    milvuspb::InsertRequest req;
+    fill(&req);
+    grpc::Status call = client_->stub()->Insert(&ctx, req, &resp);  // before reading resp.status()
+    return client_->CheckCall(call, resp.status(), rpc);
+  });
+  if (!st.ok()) return ExplainWriteRefusal(st);
+  rows_inserted_ += static_cast<int64_t>(src.num_rows());
+  return Status::Ok();
+}
+
+Status MilvusApplier::Delete(const std::string& db, const std::string& coll, const std::string& partition,
+                             const schemapb::IDs& ids, const std::string& pk_field) {
+  const bool is_int = ids.has_int_id();
+  const size_t n = is_int ? ids.int_id().data_size() : ids.str_id().data_size();
+  for (size_t start = 0; start < n; start += kDeleteChunk) {
+    size_t end = std::min(n, start + kDeleteChunk);
+    std::string expr = pk_field + " in [";
+    for (size_t i = start; i < end; ++i) {
+      if (i > start) expr += ",";
+      expr += is_int ? std::to_string(ids.int_id().data(static_cast<int>(i)))
+                     : nlohmann::json(ids.str_id().data(static_cast<int>(i))).dump();
+    }
+    expr += "]";
+    Status st = WithRetry("Delete from " + db + "." + coll, [&] {
+      milvuspb::DeleteRequest req;
+      req.set_db_name(db);
+      req.set_collection_name(coll);
+      req.set_partition_name(partition);
+      req.set_expr(expr);
+      milvuspb::MutationResult resp;
+      grpc::ClientContext ctx;
+      client_->PrepareContext(&ctx, db);
+      grpc::Status call = client_->stub()->Delete(&ctx, req, &resp);  // before reading resp.status()
+      return client_->CheckCall(call, resp.status(), "Delete");
+    });
+    if (!st.ok()) return ExplainWriteRefusal(st);
+    rows_deleted_ += static_cast<int64_t>(end - start);
+  }
+  return Status::Ok();
+}
+
+namespace {
+bool Never(const Status&) { return false; }
+
+// Sends a replicate-channel request as it came (without its base), with retry.
+template <typename Req>
+using StubCall = grpc::Status (milvuspb::MilvusService::Stub::*)(grpc::ClientContext*, const Req&, commonpb::Status*);
+}  // namespace
+
+template <typename Req>
+static Status Forward(MilvusClient* client, const std::function<Status(const std::string&, const std::function<Status()>&)>& retry,
+                      const char* name, Req req, StubCall<Req> call, bool (*tolerate)(const Status&)) {
+  req.clear_base();
+  Status st = retry(std::string(name) + " " + req.db_name() + "." + req.collection_name(), [&] {
+    commonpb::Status resp;
+    grpc::ClientContext ctx;
+    client->PrepareContext(&ctx, req.db_name());
+    return client->CheckCall((client->stub()->*call)(&ctx, req, &resp), resp, name);
+  });
+  return st.ok() || tolerate(st) ? Status::Ok() : st;
+}
+
+
+Status MilvusApplier::CreateIndex(milvuspb::CreateIndexRequest req) {
+  return Forward(client_, [this](const std::string& w, const std::function<Status()>& c) { return WithRetry(w, c); },
+                 "CreateIndex", std::move(req), &milvuspb::MilvusService::Stub::CreateIndex, Never);
+}
+
+Status MilvusApplier::DropIndex(milvuspb::DropIndexRequest req) {
+  return Forward(client_, [this](const std::string& w, const std::function<Status()>& c) { return WithRetry(w, c); },
+                 "DropIndex", std::move(req), &milvuspb::MilvusService::Stub::DropIndex, IsMissing);
+}
+
+Status MilvusApplier::LoadCollection(milvuspb::LoadCollectionRequest req) {
+  return Forward(client_, [this](const std::string& w, const std::function<Status()>& c) { return WithRetry(w, c); },
+                 "LoadCollection", std::move(req), &milvuspb::MilvusService::Stub::LoadCollection, Never);
+}
+
+Status MilvusApplier::ReleaseCollection(milvuspb::ReleaseCollectionRequest req) {
+  return Forward(client_, [this](const std::string& w, const std::function<Status()>& c) { return WithRetry(w, c); },
+                 "ReleaseCollection", std::move(req), &milvuspb::MilvusService::Stub::ReleaseCollection, IsMissing);
+}
+
+Status MilvusApplier::LoadPartitions(milvuspb::LoadPartitionsRequest req) {
+  return Forward(client_, [this](const std::string& w, const std::function<Status()>& c) { return WithRetry(w, c); },
+                 "LoadPartitions", std::move(req), &milvuspb::MilvusService::Stub::LoadPartitions, Never);
+}
+
+Status MilvusApplier::ReleasePartitions(milvuspb::ReleasePartitionsRequest req) {
+  return Forward(client_, [this](const std::string& w, const std::function<Status()>& c) { return WithRetry(w, c); },
+                 "ReleasePartitions", std::move(req), &milvuspb::MilvusService::Stub::ReleasePartitions, IsMissing);
+}
+
+Status MilvusApplier::Flush(milvuspb::FlushRequest req) {
+  req.clear_base();
+  return WithRetry("Flush " + req.db_name(), [&] {
+    milvuspb::FlushResponse resp;
+    grpc::ClientContext ctx;
+    client_->PrepareContext(&ctx, req.db_name());
+    grpc::Status call = client_->stub()->Flush(&ctx, req, &resp);  // before reading resp.status()
+    return client_->CheckCall(call, resp.status(), "Flush");
+  });
+}
+
+}  // namespace cdc::target

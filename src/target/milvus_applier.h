@@ -1,0 +1,103 @@
+// MilvusApplier: applies replicated changes to a target Milvus with plain MilvusService
+// calls (strategy "plain API": works against any 2.3+ target with common.ttMsgEnabled=true).
+// Every call retries retriable failures with exponential backoff within the retry
+// budget; what is left is returned as a Status naming the target and the operation.
+// Owned by one task pipeline; not thread-safe (one applier thread per task).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "milvus.pb.h"
+#include "msg.pb.h"
+#include "schema.pb.h"
+#include "target/milvus_client.h"
+#include "util/status.h"
+
+namespace cdc::target {
+
+struct RetryPolicy {
+  int max_attempts = 0;  // 0: unlimited (until stopped)
+  std::chrono::milliseconds initial_backoff{1000};
+  std::chrono::milliseconds max_backoff{10000};
+};
+
+// What to create: the source collection, already renamed for the target.
+struct CollectionSpec {
+  std::string db_name;
+  std::string name;
+  milvus::proto::schema::CollectionSchema schema;  // user fields in source field-id order
+  int32_t shards_num = 1;
+  int32_t consistency_level = 0;
+  std::vector<std::pair<std::string, std::string>> properties;
+  int64_t num_partitions = 0;  // partition-key collections
+};
+
+class MilvusApplier {
+ public:
+  // `stopping` is polled between retries so a pause interrupts a long backoff.
+  MilvusApplier(MilvusClient* client, RetryPolicy retry, const std::atomic<bool>* stopping);
+
+  Status CreateDatabase(const std::string& db);
+  Status DropDatabase(const std::string& db);
+  StatusOr<std::vector<std::string>> ListDatabases();
+
+  // Creates the collection with auto-id off (primary keys stay identical). If it exists,
+  // checks that its schema matches and returns FailedPrecondition naming the first
+  // difference otherwise.
+  Status CreateCollection(const CollectionSpec& spec);
+  Status DropCollection(const std::string& db, const std::string& name);
+  StatusOr<bool> HasCollection(const std::string& db, const std::string& name);
+  Status CreatePartition(const std::string& db, const std::string& coll, const std::string& partition);
+  Status DropPartition(const std::string& db, const std::string& coll, const std::string& partition);
+
+  // Writes the rows of a source insert message. `upsert` replaces rows with the same
+  // primary keys (used when re-reading after a restart).
+  Status Insert(const std::string& db, const std::string& coll, const milvus::proto::msg::InsertRequest& src, bool upsert);
+  // Deletes by primary key (int64 or varchar), in chunks.
+  Status Delete(const std::string& db, const std::string& coll, const std::string& partition,
+                const milvus::proto::schema::IDs& ids, const std::string& pk_field);
+
+  // Replicate-channel operations: the source request, renamed, sent as is.
+  Status CreateIndex(milvus::proto::milvus::CreateIndexRequest req);
+  Status DropIndex(milvus::proto::milvus::DropIndexRequest req);
+  Status LoadCollection(milvus::proto::milvus::LoadCollectionRequest req);
+  Status ReleaseCollection(milvus::proto::milvus::ReleaseCollectionRequest req);
+  Status LoadPartitions(milvus::proto::milvus::LoadPartitionsRequest req);
+  Status ReleasePartitions(milvus::proto::milvus::ReleasePartitionsRequest req);
+  Status Flush(milvus::proto::milvus::FlushRequest req);
+
+  // Rows and operations applied so far (for metrics).
+  int64_t rows_inserted() const { return rows_inserted_; }
+  int64_t rows_deleted() const { return rows_deleted_; }
+
+ private:
+  // Runs `call` until it succeeds, fails with a non-retriable error, the budget is spent
+  // or the task stops.
+  Status WithRetry(const std::string& what, const std::function<Status()>& call);
+
+  MilvusClient* const client_;
+  const RetryPolicy retry_;
+  const std::atomic<bool>* const stopping_;
+  int64_t rows_inserted_ = 0;
+  int64_t rows_deleted_ = 0;
+};
+
+// True for errors worth retrying (target down, overloaded, deadline, rate limited).
+bool IsRetriable(const Status& st);
+
+// Explains a target that refuses plain writes because of common.ttMsgEnabled=false.
+Status ExplainWriteRefusal(const Status& st);
+
+// Compares two schemas field by field (names, order, types, dim/max_length, primary
+// key, dynamic field); returns an empty string when they match, else the first difference.
+std::string SchemaDifference(const milvus::proto::schema::CollectionSchema& source,
+                             const milvus::proto::schema::CollectionSchema& target);
+
+}  // namespace cdc::target
