@@ -88,8 +88,7 @@ if "$PYTHON" testbed/demo_client.py watch "$TARGET_MILVUS_URI" "$COLL" "$ROWS" "
   say "REPLICATED: all $ROWS rows of $COLL are on TARGET"
 else
   say "NOT REPLICATED: TARGET did not get $COLL's $ROWS rows within ${WAIT}s."
-  echo "Replication is not there yet in milvus-cdc: the server, the task API and the bed work;"
-  echo "data does not move from SOURCE to TARGET until the replication pipeline lands."
+  echo "Look at the task's state and reason (list above) and at the server log: ${log:-none}"
 fi
 
 if [[ -n "${task_id:-}" ]]; then

@@ -11,9 +11,6 @@ stamp() { echo "== [$(( $(date +%s) - started ))s] $*"; }
 stamp "build"
 bash scripts/build.sh
 
-stamp "unit tests"
-ctest --test-dir build --output-on-failure -j2
-
 stamp "test bed up"
 bed_was_up=0
 if bash scripts/testbed.sh status >/dev/null 2>&1; then bed_was_up=1; fi
@@ -26,8 +23,11 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
-bash scripts/testbed.sh up
+bash scripts/testbed.sh up --replica  # REPLICA (ttMsgEnabled=false) for the refusal test
 eval "$(bash scripts/testbed.sh env | sed 's/^/export /')"
+
+stamp "unit tests"  # after the bed: the Kafka reader's tests use its broker (KAFKA_BROKERS)
+ctest --test-dir build --output-on-failure -j2
 
 stamp "end-to-end tests"
 set +e

@@ -1,5 +1,7 @@
 #include "api/cdc_service.h"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 
 #include "msg.pb.h"
@@ -48,10 +50,13 @@ CdcReply HandlerError(const std::string& type, const Status& st) {
 json Redacted(json data) {
   if (!data.is_object()) return data;
   for (auto it = data.begin(); it != data.end(); ++it) {
-    if (it->is_object()) *it = Redacted(*it);
-  }
-  for (const char* key : {"token", "password", "username"}) {
-    if (data.contains(key)) data[key] = "***";
+    if (it->is_object()) {
+      *it = Redacted(*it);
+      continue;
+    }
+    std::string key = it.key();
+    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (key == "token" || key == "password" || key == "username") *it = "***";
   }
   return data;
 }
@@ -71,7 +76,7 @@ json PositionEntry(const ChannelPosition& p) {
   position.set_msgid(msg_id);
   position.set_timestamp(ts);
   return {{"collection_id", p.collection_id}, {"channel_name", p.channel}, {"time", ts >> 18},
-          {"tt", ts}, {"msg_id", Base64Encode(position.SerializeAsString())}, {"offset", offset}};
+          {"tt", ((ts >> 18) + 1) << 18}, {"msg_id", Base64Encode(position.SerializeAsString())}, {"offset", offset}};
 }
 
 }  // namespace

@@ -2,6 +2,9 @@
 
 #include <httplib.h>
 
+#include <chrono>
+#include <thread>
+
 #include "util/log.h"
 
 namespace cdc {
@@ -42,6 +45,7 @@ Status HttpServer::Start() {
     if (res.status == 413 && req.path == "/cdc") {
       auto body = CdcService::ErrorBody(400, "the request body is too large: the limit is " +
                                                  std::to_string(options_.max_body_bytes) + " bytes");
+      res.status = 200;  // /cdc always answers HTTP 200; the class is in `code`
       res.set_content(body.dump() + "\n", "application/json");
     }
   });
@@ -63,6 +67,11 @@ Status HttpServer::Start() {
                        " (address in use or not available)");
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
+  // stop() is a no-op until the listener runs; wait for it so Stop() can never hang.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!server_->is_running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   GetLogger("api")->info("listening on {}:{}", options_.host, options_.port);
   return Status::Ok();
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -34,6 +35,12 @@ class YamlFields {
   explicit YamlFields(const YAML::Node& root) { Flatten(root, ""); }
 
   bool Has(const std::string& path) const { return leaves_.count(Lower(path)) > 0; }
+
+  // A mapping where a scalar belongs (e.g. `maxTaskNum: {value: 5}`).
+  Status MappingError() const {
+    if (mapped_scalar_.empty()) return Status::Ok();
+    return InvalidArgument("config key '" + mapped_scalar_ + "': expected a single value, got a mapping");
+  }
 
   Status String(const std::string& path, std::string* out) {
     const YAML::Node* n = Take(path);
@@ -109,6 +116,13 @@ class YamlFields {
   void Leftovers(std::vector<std::string>* warnings, std::vector<std::string>* notices) const {
     for (const auto& [key, leaf] : leaves_) {
       if (leaf.taken) continue;
+      // An empty section of ours (e.g. `retry:` with every child commented out) is fine.
+      static const char* kSections[] = {"metastoreconfig", "metastoreconfig.etcd", "sourceconfig",
+                                        "sourceconfig.etcd", "sourceconfig.kafka", "retry"};
+      if (leaf.node.IsNull() &&
+          std::any_of(std::begin(kSections), std::end(kSections), [&](const char* s) { return key == s; })) {
+        continue;
+      }
       bool official = std::any_of(kAcceptedUnused.begin(), kAcceptedUnused.end(),
                                   [&](const std::string& p) { return HasPrefix(key, p); });
       std::string msg = "config key '" + leaf.original + "'";
@@ -139,7 +153,14 @@ class YamlFields {
   }
 
   const YAML::Node* Take(const std::string& path) {
-    auto it = leaves_.find(Lower(path));
+    const std::string low = Lower(path);
+    for (auto& [key, leaf] : leaves_) {
+      if (HasPrefix(key, low) && key != low) {
+        leaf.taken = true;  // reported once, as a type error of the key itself
+        mapped_scalar_ = path;
+      }
+    }
+    auto it = leaves_.find(low);
     if (it == leaves_.end() || it->second.node.IsNull()) {
       if (it != leaves_.end()) it->second.taken = true;
       return nullptr;
@@ -156,6 +177,7 @@ class YamlFields {
   }
 
   std::map<std::string, Leaf> leaves_;
+  std::string mapped_scalar_;  // first scalar key that was given a mapping
 };
 
 Status ReadEtcd(YamlFields& f, const std::string& p, EtcdConfig* e) {
@@ -299,6 +321,7 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, std::vector<std::stri
   RETURN_IF_ERROR(f.Int("retry.initBackOff", &c.retry.init_backoff_s));
   RETURN_IF_ERROR(f.Int("retry.maxBackOff", &c.retry.max_backoff_s));
 
+  RETURN_IF_ERROR(f.MappingError());
   f.Leftovers(warnings, notices);
   RETURN_IF_ERROR(c.Validate());
   return c;
@@ -306,6 +329,11 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, std::vector<std::stri
 
 StatusOr<Config> LoadConfigFile(const std::string& path, std::vector<std::string>* warnings,
                                 std::vector<std::string>* notices) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return NotFound("cannot read config file '" + path + "': " +
+                    (std::filesystem::exists(path, ec) ? "not a regular file" : "no such file"));
+  }
   std::ifstream in(path);
   if (!in) return NotFound("cannot read config file '" + path + "'");
   std::stringstream buf;

@@ -22,7 +22,7 @@ using json = nlohmann::json;
 
 const char kUsage[] =
     "usage: milvus-cdc inspect --config FILE [--from earliest|latest] [--db NAME] [--collection NAME]\n"
-    "                          [--max-events N] [--duration SECONDS]\n"
+    "                          [--max-events N] [--duration SECONDS] [--all-pks]\n"
     "Prints every decoded change of the source as one JSON object per line until interrupted.\n";
 
 struct Options {
@@ -32,6 +32,7 @@ struct Options {
   std::string collection;
   long max_events = 0;
   long duration_s = 0;
+  bool all_pks = false;  // print every primary key, not a sample of 10
 };
 
 json PositionJson(const decode::Position& p) {
@@ -41,7 +42,7 @@ json PositionJson(const decode::Position& p) {
 // Prints each item; counts events so --max-events can stop the run.
 class PrintSink : public source::LogSink {
  public:
-  explicit PrintSink(long max_events) : max_events_(max_events) {}
+  PrintSink(long max_events, bool all_pks) : max_events_(max_events), all_pks_(all_pks) {}
 
   Status Apply(const source::SourceItem& item) override {
     switch (item.kind) {
@@ -90,10 +91,11 @@ class PrintSink : public source::LogSink {
       auto pks = decode::PrimaryKeysOf(e, meta ? meta->pk_field_id : 0);
       if (pks.ok()) {
         json sample = json::array();
+        const size_t limit = all_pks_ ? SIZE_MAX : 10;
         std::visit([&](const auto& v) {
-          for (size_t i = 0; i < v.size() && i < 10; ++i) sample.push_back(v[i]);
+          for (size_t i = 0; i < v.size() && i < limit; ++i) sample.push_back(v[i]);
         }, *pks);
-        line["pks_sample"] = sample;
+        line[all_pks_ ? "pks" : "pks_sample"] = sample;
       }
     }
     auto names = decode::CollectionNamesOf(e);
@@ -110,6 +112,7 @@ class PrintSink : public source::LogSink {
   }
 
   const long max_events_;
+  const bool all_pks_;
   long printed_ = 0;
 };
 
@@ -145,6 +148,8 @@ int Run(const std::vector<std::string>& args) {
       } catch (const std::exception&) {
         return Fail(a + " needs a number, got '" + v + "'");
       }
+    } else if (a == "--all-pks") {
+      o.all_pks = true;
     } else if (a == "--help" || a == "-h") {
       std::printf("%s", kUsage);
       return 0;
@@ -185,7 +190,7 @@ int Run(const std::vector<std::string>& args) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  PrintSink sink(o.max_events);
+  PrintSink sink(o.max_events, o.all_pks);
   source::LogReader reader(ro, &follower, &catalog, &sink);
   if (Status st = reader.Start(); !st.ok()) return Fail(st.message());
   std::fprintf(stderr, "inspect: reading %s from %s (Ctrl-C to stop)\n", config->source.kafka.address.c_str(),

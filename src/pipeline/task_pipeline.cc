@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <optional>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -9,6 +10,7 @@
 #include "pipeline/name_mapper.h"
 #include "source/catalog.h"
 #include "source/etcd_client.h"
+#include "source/kafka_reader.h"
 #include "source/log_reader.h"
 #include "source/meta_follower.h"
 #include "target/milvus_applier.h"
@@ -194,6 +196,13 @@ class TaskPipeline : public Pipeline {
                        });
     sink.SetReplayBounds(replay);
 
+    // A first start copies from "now": pin the current end of every channel the task
+    // reads before preparing the target, so nothing written meanwhile is missed.
+    if (resume.empty() && !WantsEarliest(scope_.spec())) {
+      st = PinLatest(catalog, &resume);
+      if (!st.ok()) return st.WithContext("fail to store the task's start positions");
+    }
+
     // 4. The target holds every in-scope collection before any change is applied.
     SetNote("starting: creating the task's collections on the target");
     st = sink.Bootstrap(catalog);
@@ -222,6 +231,38 @@ class TaskPipeline : public Pipeline {
     Checkpoint(reader);
     follower.Stop();
     return result;
+  }
+
+  // Stores the current end offset of the replicate channel and of every pchannel an
+  // in-scope collection uses as the task's first checkpoints.
+  Status PinLatest(const source::Catalog& catalog, std::map<std::string, decode::Position>* resume) {
+    const Config& cfg = *ctx_.config;
+    std::set<std::string> topics;
+    if (!cfg.source.replicate_chan.empty()) topics.insert(cfg.source.replicate_chan);
+    for (const auto& c : catalog.Collections()) {
+      if (!scope_.CollectionInScope(c->db_name, c->name)) continue;
+      topics.insert(c->pchannels.begin(), c->pchannels.end());
+    }
+    source::KafkaReaderConfig kafka;
+    kafka.bootstrap_servers = cfg.source.kafka.address;
+    kafka.properties = cfg.source.kafka.consumer;
+    std::vector<ChannelPosition> pinned;
+    for (const auto& topic : topics) {
+      // One attempt: a topic Kafka cannot describe yet (never written) starts at its end
+      // when the reader opens it, which is the same place.
+      auto reader = source::KafkaChannelReader::Open(kafka, topic, source::StartAt::Latest());
+      auto hw = reader.ok() ? (*reader)->HighWatermark() : StatusOr<int64_t>(reader.status());
+      if (!hw.ok()) {
+        GetLogger("pipeline")->warn("task {}: cannot pin the end of {}: {}", task_id_, topic, hw.status().message());
+        continue;
+      }
+      const int64_t end = *hw;
+      (*resume)[topic] = decode::Position{topic, end, 0};
+      const int64_t id = topic == cfg.source.replicate_chan ? kReplicateCheckpointId : kCheckpointId;
+      pinned.push_back(ChannelPosition{id, topic, EncodePosition(end, 0)});
+      saved_[topic] = pinned.back().data;
+    }
+    return ctx_.store->PutPositions(task_id_, pinned);
   }
 
   // Watches health, stores checkpoints and lag until stopped or failed.

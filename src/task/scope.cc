@@ -29,7 +29,9 @@ std::string TargetKey(const TaskSpec& spec) {
   }
   while (!uri.empty() && uri.back() == '/') uri.pop_back();
   std::transform(uri.begin(), uri.end(), uri.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (uri.find(':') == std::string::npos) uri += ":19530";
+  const bool bracketed = !uri.empty() && uri.front() == '[';
+  const bool has_port = bracketed ? uri.find("]:") != std::string::npos : uri.find(':') != std::string::npos;
+  if (!has_port) uri += ":19530";
   return uri;
 }
 

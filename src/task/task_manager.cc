@@ -251,7 +251,8 @@ StatusOr<std::vector<ChannelPosition>> TaskManager::Positions(const std::string&
 }
 
 Status TaskManager::StartPipelineLocked(Entry& e) {
-  const uint64_t generation = ++e.generation;
+  const uint64_t generation = ++generation_;  // unique across tasks, so a stale report never matches
+  e.generation = generation;
   auto pipeline = pipelines_->Create(e.record.task_id, e.spec,
                                      [this, generation](const std::string& id, const std::string& reason) {
                                        OnPipelineFailure(id, generation, reason);

@@ -86,6 +86,7 @@ class TaskManager {
 
   std::mutex mu_;  // guards tasks_ and every store write of a task
   std::map<std::string, Entry> tasks_;
+  uint64_t generation_ = 0;  // last pipeline generation handed out
 
   struct Failure {
     std::string task_id;

@@ -327,11 +327,15 @@ StatusOr<TaskSpec> SpecFromStored(const std::string& spec_json, const std::strin
   if (!secrets_json.empty()) {
     json sec = json::parse(secrets_json, nullptr, false);
     if (sec.is_discarded() || !sec.is_object()) return Internal("stored task credentials are not valid JSON");
-    s.milvus.username = sec.value("username", "");
-    s.milvus.password = sec.value("password", "");
-    s.milvus.token = sec.value("token", "");
-    s.kafka.sasl_username = sec.value("sasl_username", "");
-    s.kafka.sasl_password = sec.value("sasl_password", "");
+    for (auto it = sec.begin(); it != sec.end(); ++it) {
+      if (!it->is_string()) return Internal("stored task credential '" + it.key() + "' is not a string");
+    }
+    auto get = [&](const char* key) { return sec.contains(key) ? sec[key].get<std::string>() : std::string(); };
+    s.milvus.username = get("username");
+    s.milvus.password = get("password");
+    s.milvus.token = get("token");
+    s.kafka.sasl_username = get("sasl_username");
+    s.kafka.sasl_password = get("sasl_password");
   }
   return s;
 }

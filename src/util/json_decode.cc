@@ -55,15 +55,15 @@ void JsonDecoder::String(const json& obj, std::string_view key, const std::strin
 void JsonDecoder::Int(const json& obj, std::string_view key, const std::string& path, int64_t* out) {
   const json* v = Find(obj, key);
   if (!v) return;
-  if (v->is_number_integer()) {
-    *out = v->get<int64_t>();
-  } else if (v->is_number_unsigned()) {
+  if (v->is_number_unsigned()) {
     uint64_t u = v->get<uint64_t>();
     if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
       errors_.push_back("'" + path + "' is out of range");
       return;
     }
     *out = static_cast<int64_t>(u);
+  } else if (v->is_number_integer()) {
+    *out = v->get<int64_t>();
   } else if (v->is_number_float()) {
     double d = v->get<double>();
     if (!std::isfinite(d) || std::fabs(d) > 9.2e18) {

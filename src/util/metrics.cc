@@ -19,6 +19,17 @@ std::string Escape(const std::string& v) {
   return out;
 }
 
+// HELP text escapes only backslash and newline (label values also escape quotes).
+std::string EscapeHelp(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else out.push_back(c);
+  }
+  return out;
+}
+
 std::string Number(double v) {
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   std::ostringstream os;
@@ -99,7 +110,7 @@ std::string Metrics::Render() const {
   std::ostringstream out;
   for (const auto& [name, f] : families_) {
     const char* type = f.type == Type::kCounter ? "counter" : f.type == Type::kGauge ? "gauge" : "histogram";
-    if (!f.help.empty()) out << "# HELP " << name << " " << f.help << "\n";
+    if (!f.help.empty()) out << "# HELP " << name << " " << EscapeHelp(f.help) << "\n";
     out << "# TYPE " << name << " " << type << "\n";
     for (const auto& [key, s] : f.series) {
       if (f.type != Type::kHistogram) {

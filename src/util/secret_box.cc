@@ -53,6 +53,12 @@ std::string Base64Encode(const std::string& raw) {
 
 StatusOr<std::string> Base64Decode(const std::string& text) {
   if (text.size() % 4 != 0) return InvalidArgument("invalid base64 length");
+  // '=' may only pad the end: at most two, and nothing after them.
+  const size_t first_pad = text.find('=');
+  if (first_pad != std::string::npos &&
+      (first_pad + 2 < text.size() || text.find_first_not_of('=', first_pad) != std::string::npos)) {
+    return InvalidArgument("invalid base64 padding");
+  }
   std::string out(3 * text.size() / 4, '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
                           reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));

