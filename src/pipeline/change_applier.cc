@@ -73,10 +73,26 @@ Status ChangeApplier::EnsureCollection(const source::CollectionMeta& meta) {
       RETURN_IF_ERROR(applier_->CreatePartition(db, name, p.name));
     }
   }
-  collections_.insert(meta.id);
+  collections_[meta.id] = {db, name};
   dropped_.erase(meta.id);
   GetLogger("apply")->info("task {}: collection {}.{} (source id {}) is on the target as {}.{}", task_id_,
                            meta.db_name, meta.name, meta.id, db, name);
+  return Status::Ok();
+}
+
+Status ChangeApplier::DropDatabase(const std::string& target_db) {
+  for (auto it = collections_.begin(); it != collections_.end();) {
+    if (it->second.first != target_db) {
+      ++it;
+      continue;
+    }
+    RETURN_IF_ERROR(applier_->DropCollection(it->second.first, it->second.second));
+    CountOp("DropCollection");
+    dropped_.insert(it->first);
+    it = collections_.erase(it);
+  }
+  RETURN_IF_ERROR(applier_->DropDatabase(target_db));
+  databases_.erase(target_db);
   return Status::Ok();
 }
 
@@ -217,13 +233,9 @@ Status ChangeApplier::ApplyCatalog(const source::CatalogEvent& e) {
   switch (e.kind) {
     case source::CatalogEvent::Kind::kCreateDatabase:
       return EnsureDatabase(scope_->MapDb(e.db_name));
-    case source::CatalogEvent::Kind::kDropDatabase: {
-      const std::string db = scope_->MapDb(e.db_name);
-      RETURN_IF_ERROR(applier_->DropDatabase(db));
-      databases_.erase(db);
+    case source::CatalogEvent::Kind::kDropDatabase:
       CountOp("DropDatabase");
-      return Status::Ok();
-    }
+      return DropDatabase(scope_->MapDb(e.db_name));
     case source::CatalogEvent::Kind::kCreateCollection:
       return e.collection ? EnsureCollection(*e.collection) : Status::Ok();
     case source::CatalogEvent::Kind::kCreatePartition: {
@@ -251,8 +263,7 @@ Status ChangeApplier::ApplyReplicate(const decode::Event& e) {
   if (const auto* r = decode::PayloadAs<milvuspb::CreateDatabaseRequest>(e)) {
     st = EnsureDatabase(scope_->MapDb(r->db_name()));
   } else if (const auto* r = decode::PayloadAs<milvuspb::DropDatabaseRequest>(e)) {
-    st = applier_->DropDatabase(scope_->MapDb(r->db_name()));
-    databases_.erase(scope_->MapDb(r->db_name()));
+    st = DropDatabase(scope_->MapDb(r->db_name()));
   } else if (const auto* r = decode::PayloadAs<milvuspb::CreateIndexRequest>(e)) {
     st = applier_->CreateIndex(map(*r));
   } else if (const auto* r = decode::PayloadAs<milvuspb::DropIndexRequest>(e)) {

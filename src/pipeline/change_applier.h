@@ -50,6 +50,10 @@ class ChangeApplier : public source::LogSink {
   Status ApplyReplicate(const decode::Event& e);
   Status EnsureDatabase(const std::string& target_db);
   Status EnsureCollection(const source::CollectionMeta& meta);
+  // Drops the target database, first dropping the collections this task put there: on the
+  // source, their DropCollection messages may carry a later timestamp than the drop of
+  // their database.
+  Status DropDatabase(const std::string& target_db);
   Status CreateIndexFromMeta(const source::CollectionMeta& meta, const source::IndexMeta& index);
   void CountOp(const std::string& api);
   std::string PkFieldName(const source::CollectionMeta& meta) const;
@@ -62,7 +66,7 @@ class ChangeApplier : public source::LogSink {
 
   std::map<std::string, uint64_t> replay_until_;
   std::set<std::string> databases_;                  // target databases known to exist
-  std::set<int64_t> collections_;                    // source collection ids created on the target
+  std::map<int64_t, std::pair<std::string, std::string>> collections_;  // source id -> target (db, name)
   std::set<int64_t> dropped_;                        // source collection ids dropped on the target
   std::map<int64_t, std::set<std::string>> drop_seen_;  // collection -> channels whose drop was read
   std::map<std::pair<int64_t, int64_t>, std::set<std::string>> partition_drop_seen_;

@@ -137,8 +137,10 @@ def test_inspect_follows_other_databases_and_varchar_keys(cdc_config, source):
     ev = ins.events()
     assert any(e["type"] == "CreateDatabase" and e.get("db") == dbname for e in ev)
     kinds = [e["type"] for e in ev if e.get("db") == dbname]
-    assert kinds.index("CreateDatabase") < kinds.index("Insert") < kinds.index("DropCollection") < \
-        kinds.index("DropDatabase")
+    # The DropCollection broadcast is asynchronous on the source: its timestamp may be later
+    # than the DropDatabase that followed it (docs/milvus-notes.md).
+    assert kinds.index("CreateDatabase") < kinds.index("Insert") < kinds.index("DropCollection")
+    assert kinds.index("Insert") < kinds.index("DropDatabase")
     inserts = of(ev, name, "Insert", "dml")
     assert all(e["db"] == dbname for e in of(ev, name))
     assert sum(e["rows"] for e in inserts) == 40
