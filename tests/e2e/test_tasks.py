@@ -98,3 +98,24 @@ def test_target_refusing_plain_writes_pauses_with_the_fix(tmp_path, bed_env, sou
         src.drop()
         if utility.has_collection(name, using="replica"):
             utility.drop_collection(name, using="replica")
+
+
+def test_use_start_position_replays_rows_written_before_the_task(tmp_path, bed_env, source, target):
+    name = unique_name("early")
+    src = workload.create_collection("source", name, shards=2)
+    src.insert(workload.rows(list(range(25))))
+    src.delete("pk in [3, 4]")
+    srv = CdcServer(tmp_path / "early", bed_env=bed_env).start()
+    try:
+        reply = srv.post("create", {"milvus_connect_param": {"uri": bed_env["TARGET_MILVUS_URI"]},
+                                    "collection_infos": [{"name": name, "use_start_position": True}]})
+        assert reply["code"] == 200, reply
+        workload.ensure_index_and_load(src)
+        tgt = loaded_target(name)
+        rows = wait_rows_equal(src, tgt)
+        assert sorted(rows) == [i for i in range(25) if i not in (3, 4)]
+    finally:
+        srv.stop()
+        src.drop()
+        if target_has(name):
+            Collection(name, using="target").drop()
