@@ -26,7 +26,53 @@ bool IsPartitionKeyCollection(const source::CollectionMeta& meta) {
 
 std::string DbOrDefault(const std::string& db) { return db.empty() ? "default" : db; }
 
+// Inserts of one collection and partition that follow each other are sent as one call of
+// up to this many payload bytes.
+constexpr size_t kMaxInsertBatchBytes = 4 << 20;
+
 }  // namespace
+
+bool AppendRows(msgpb::InsertRequest* into, const msgpb::InsertRequest& from) {
+  if (into->fields_data_size() != from.fields_data_size()) return false;
+  for (int i = 0; i < from.fields_data_size(); ++i) {
+    const auto& a = into->fields_data(i);
+    const auto& b = from.fields_data(i);
+    if (a.field_name() != b.field_name() || a.type() != b.type() || a.field_case() != b.field_case()) return false;
+    if (b.has_vectors() && (a.vectors().dim() != b.vectors().dim() ||
+                            a.vectors().data_case() != b.vectors().data_case() ||
+                            b.vectors().data_case() == milvus::proto::schema::VectorField::kSparseFloatVector)) {
+      return false;
+    }
+  }
+  for (int i = 0; i < from.fields_data_size(); ++i) {
+    auto* a = into->mutable_fields_data(i);
+    const auto& b = from.fields_data(i);
+    if (b.has_vectors() && b.vectors().data_case() != milvus::proto::schema::VectorField::kFloatVector) {
+      auto* v = a->mutable_vectors();
+      switch (b.vectors().data_case()) {
+        case milvus::proto::schema::VectorField::kBinaryVector:
+          v->mutable_binary_vector()->append(b.vectors().binary_vector());
+          break;
+        case milvus::proto::schema::VectorField::kFloat16Vector:
+          v->mutable_float16_vector()->append(b.vectors().float16_vector());
+          break;
+        case milvus::proto::schema::VectorField::kBfloat16Vector:
+          v->mutable_bfloat16_vector()->append(b.vectors().bfloat16_vector());
+          break;
+        default:
+          break;
+      }
+      for (bool valid : b.valid_data()) a->add_valid_data(valid);
+      continue;
+    }
+    a->MergeFrom(b);  // repeated columns append; scalars (name, type, dim) are equal
+  }
+  into->set_num_rows(into->num_rows() + from.num_rows());
+  into->mutable_timestamps()->MergeFrom(from.timestamps());
+  into->mutable_rowids()->MergeFrom(from.rowids());
+  return true;
+}
+
 
 ChangeApplier::ChangeApplier(std::string task_id, const TaskScope* scope, target::MilvusApplier* applier,
                              Metrics* metrics, IntentWriter intent)
@@ -161,8 +207,8 @@ Status ChangeApplier::ApplyPack(const source::SourceItem& item) {
     return a_del && !b_del;
   });
 
-  for (const source::RoutedEvent* routed : ordered) {
-    const auto& r = *routed;
+  for (size_t k = 0; k < ordered.size(); ++k) {
+    const auto& r = *ordered[k];
     const auto& e = r.event;
     const source::CollectionMeta& meta = *r.collection;
     if (dropped_.count(meta.id) && !Is(e, MsgType::kCreateCollection)) continue;
@@ -174,12 +220,32 @@ Status ChangeApplier::ApplyPack(const source::SourceItem& item) {
       const auto* req = decode::PayloadAs<msgpb::InsertRequest>(e);
       if (!req) continue;
       const bool upsert = e.end_ts <= replay_until;
-      RETURN_IF_ERROR(applier_->Insert(db, name, *req, upsert).WithContext(where));
-      rows_inserted_ += e.row_count;
+      // Batch the inserts that follow into the same collection and partition.
+      msgpb::InsertRequest batch;
+      const msgpb::InsertRequest* send = req;
+      int64_t rows = e.row_count;
+      size_t bytes = e.payload_bytes;
+      while (k + 1 < ordered.size()) {
+        const auto& next = ordered[k + 1]->event;
+        const auto* next_req = decode::PayloadAs<msgpb::InsertRequest>(next);
+        if (!Is(next, MsgType::kInsert) || !next_req || next.collection_id != e.collection_id ||
+            next_req->partition_name() != req->partition_name() || (next.end_ts <= replay_until) != upsert ||
+            bytes + next.payload_bytes > kMaxInsertBatchBytes) {
+          break;
+        }
+        if (send == req) batch = *req;
+        if (!AppendRows(&batch, *next_req)) break;
+        send = &batch;
+        rows += next.row_count;
+        bytes += next.payload_bytes;
+        ++k;
+      }
+      RETURN_IF_ERROR(applier_->Insert(db, name, *send, upsert).WithContext(where));
+      rows_inserted_ += rows;
       metrics_->Add("milvus_cdc_replicate_data_cnt",
                     {{"task_id", task_id_}, {"collection_id", std::to_string(meta.id)}, {"collection_name", meta.name},
                      {"op_type", "write"}, {"api_type", "insert"}},
-                    static_cast<double>(e.row_count));
+                    static_cast<double>(rows));
       CountOp(upsert ? "Upsert" : "Insert");
     } else if (Is(e, MsgType::kDelete)) {
       RETURN_IF_ERROR(EnsureCollection(meta));

@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 
+#include "msg.pb.h"
 #include "pipeline/name_mapper.h"
 #include "source/catalog.h"
 #include "source/log_reader.h"
@@ -20,6 +21,10 @@
 #include "util/metrics.h"
 
 namespace cdc::pipeline {
+
+// Appends the rows of `from` to `into` (inserts into one collection: same fields in the
+// same order). False, leaving `into` unchanged, when the two cannot be merged.
+bool AppendRows(milvus::proto::msg::InsertRequest* into, const milvus::proto::msg::InsertRequest& from);
 
 class ChangeApplier : public source::LogSink {
  public:
