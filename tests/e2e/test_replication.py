@@ -120,6 +120,8 @@ def test_index_load_release_and_drop_partition(cdc):
                what="TARGET collection loaded")
     rows = wait_rows_equal(src, tgt)
     assert len(rows) == 300
+    src.flush()  # replicated: TARGET seals and persists its segments too
+    wait_until(lambda: tgt.num_entities == 300, TIMEOUT, what="300 flushed rows on TARGET")
 
     src.release()
     wait_until(lambda: str(utility.load_state(name, using="target")) == "NotLoad", TIMEOUT,
