@@ -288,16 +288,22 @@ class TaskPipeline : public Pipeline {
       }
       Checkpoint(reader);
       auto channels = reader.Channels();
+      std::set<std::string> lagging;
       int64_t max_lag = 0;
       for (const auto& c : channels) {
         // The replicate channel has no time ticks: its position only moves with operations,
         // so "now minus applied" would grow on an idle, healthy source. DML channels tick.
-        if (c.applied.timestamp == 0 || c.channel == ctx_.config->source.replicate_chan) continue;
+        if (!c.active || c.applied.timestamp == 0 || c.channel == ctx_.config->source.replicate_chan) continue;
         int64_t lag = std::max<int64_t>(0, NowMs() - static_cast<int64_t>(decode::PhysicalMs(c.applied.timestamp)));
         max_lag = std::max(max_lag, lag);
+        lagging.insert(c.channel);
         ctx_.metrics->Set("milvus_cdc_task_lag_ms", {{"task_id", task_id_}, {"channel", c.channel}},
                           static_cast<double>(lag));
       }
+      for (const auto& gone : lag_channels_) {  // channels no longer read: no stale gauge
+        if (!lagging.count(gone)) ctx_.metrics->Erase("milvus_cdc_task_lag_ms", {{"task_id", task_id_}, {"channel", gone}});
+      }
+      lag_channels_ = std::move(lagging);
       std::string note = "replicating " + std::to_string(channels.size()) + " channels; rows inserted " +
                          std::to_string(sink.rows_inserted()) + ", deleted " + std::to_string(sink.rows_deleted()) +
                          "; lag " + std::to_string(max_lag) + " ms";
@@ -339,7 +345,8 @@ class TaskPipeline : public Pipeline {
   std::condition_variable cv_;
   std::atomic<bool> stop_{false};
   std::string note_;
-  std::map<std::string, std::string> saved_;  // pipeline thread only: last stored checkpoint per channel
+  std::map<std::string, std::string> saved_;
+  std::set<std::string> lag_channels_;  // pipeline thread only: channels with a lag gauge  // pipeline thread only: last stored checkpoint per channel
 };
 
 }  // namespace

@@ -369,6 +369,7 @@ std::vector<ChannelStatus> LogReader::Channels() const {
     cs.channel = name;
     if (auto it = applied_.find(name); it != applied_.end()) cs.applied = it->second;
     if (r) {
+      cs.active = true;
       cs.read_ts = r->watermark();
       cs.next_offset = r->next_offset();
       cs.high_watermark = r->high_watermark();

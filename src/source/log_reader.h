@@ -70,6 +70,7 @@ struct ChannelStatus {
   int64_t next_offset = -1;
   int64_t high_watermark = -1;
   std::string error;
+  bool active = false;         // still read (a retired channel keeps only its checkpoint)
 };
 
 class LogReader {

@@ -93,6 +93,12 @@ void Metrics::Observe(const std::string& name, const Labels& labels, double valu
   s.count += 1;
 }
 
+void Metrics::Erase(const std::string& name, const Labels& labels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = families_.find(name);
+  if (it != families_.end()) it->second.series.erase(RenderLabels(labels));
+}
+
 void Metrics::Remove(const std::string& name, const std::string& label, const std::string& value) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = families_.find(name);

@@ -22,6 +22,8 @@ class Metrics {
   void Add(const std::string& name, const Labels& labels, double delta = 1);
   void Set(const std::string& name, const Labels& labels, double value);
   void Observe(const std::string& name, const Labels& labels, double value);
+  // Removes the one series with exactly these labels.
+  void Erase(const std::string& name, const Labels& labels);
   // Removes every series of a family whose labels include `label`=`value`.
   void Remove(const std::string& name, const std::string& label, const std::string& value);
 
