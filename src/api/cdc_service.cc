@@ -79,7 +79,26 @@ json PositionEntry(const ChannelPosition& p) {
           {"tt", ((ts >> 18) + 1) << 18}, {"msg_id", Base64Encode(position.SerializeAsString())}, {"offset", offset}};
 }
 
+// One entry per source channel: its checkpoint (offset, hybrid ts, physical ms), lag and error.
+json ProgressObject(const PipelineProgress& p) {
+  json list = json::array();
+  for (const auto& c : p.channels) {
+    json entry = {{"channel_name", c.channel},
+                  {"kind", c.replicate ? "replicate" : "dml"},
+                  {"checkpoint", {{"offset", c.offset}, {"ts", c.ts}, {"time", c.ts >> 18}}},
+                  {"lag_ms", c.lag_ms < 0 ? json(nullptr) : json(c.lag_ms)}};
+    if (!c.error.empty()) entry["error"] = c.error;
+    list.push_back(std::move(entry));
+  }
+  return list;
+}
+
 }  // namespace
+
+std::string CdcService::MetricsText() {
+  tasks_->RefreshLagMetrics();
+  return metrics_->Render();
+}
 
 CdcService::CdcService(TaskManager* tasks, Metrics* metrics) : tasks_(tasks), metrics_(metrics) {
   metrics_->Describe("milvus_cdc_request_total", Metrics::Type::kCounter, "HTTP requests by type and status");
@@ -178,6 +197,10 @@ CdcReply CdcService::HandleType(const std::string& type, const json& data) {
     auto view = tasks_->Get(task_id);
     if (!view.ok()) return HandlerError(type, view.status());
     json task = TaskObject(*view);
+    task["channels"] = ProgressObject(view->progress);
+    if (!view->progress.last_error.empty()) {
+      task["last_error"] = {{"message", view->progress.last_error}, {"time", view->progress.last_error_ms}};
+    }
     return Ok({{"task", task}, {"Task", task}});
   }
   if (type == "position") {

@@ -25,6 +25,9 @@ class CdcService {
   // Handles one /cdc request with HTTP method `method` and raw `body`.
   CdcReply Handle(const std::string& method, const std::string& body);
 
+  // The /cdc/metrics text, with the task lag gauges brought up to date.
+  std::string MetricsText();
+
   // Error envelope for a body the transport refused (e.g. too large).
   static nlohmann::json ErrorBody(int code, const std::string& message);
 

@@ -38,7 +38,7 @@ Status HttpServer::Start() {
     res.set_content(body.dump() + "\n", "application/json");
   });
   s.Get("/cdc/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics_->Render(), "text/plain; version=0.0.4");
+    res.set_content(service_->MetricsText(), "text/plain; version=0.0.4");
   });
   // A refused body (too large) still gets the JSON envelope that names the limit.
   s.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {

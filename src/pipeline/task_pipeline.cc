@@ -13,24 +13,12 @@
 #include "source/kafka_reader.h"
 #include "source/log_reader.h"
 #include "source/meta_follower.h"
+#include "store/checkpoint.h"
 #include "target/milvus_applier.h"
 #include "target/milvus_client.h"
 #include "util/log.h"
 
 namespace cdc::pipeline {
-
-std::string EncodePosition(int64_t offset, uint64_t ts) {
-  return nlohmann::json({{"offset", offset}, {"ts", ts}}).dump();
-}
-
-bool DecodePosition(const std::string& data, int64_t* offset, uint64_t* ts) {
-  auto j = nlohmann::json::parse(data, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("offset") || !j.contains("ts")) return false;
-  if (!j["offset"].is_number_integer() || !j["ts"].is_number_unsigned()) return false;
-  *offset = j["offset"].get<int64_t>();
-  *ts = j["ts"].get<uint64_t>();
-  return true;
-}
 
 namespace {
 
@@ -77,12 +65,14 @@ class TaskPipeline : public Pipeline {
     return Status::Ok();
   }
 
+  // Asks the thread to finish the item it is applying and store its checkpoints; after
+  // kStopGrace, calls still in flight on the target are cancelled (a replay covers them).
   void Stop() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
+    std::unique_lock<std::mutex> lock(mu_);
+    stop_ = true;
     cv_.notify_all();
+    if (!cv_.wait_for(lock, kStopGrace, [this] { return finished_; }) && client_) client_->Cancel();
+    lock.unlock();
     if (thread_.joinable()) thread_.join();
   }
 
@@ -91,7 +81,20 @@ class TaskPipeline : public Pipeline {
     return note_;
   }
 
+  PipelineProgress Progress() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return progress_;
+  }
+
  private:
+  static constexpr std::chrono::milliseconds kStopGrace{600};
+
+  void SetError(const std::string& message) {
+    std::lock_guard<std::mutex> lock(mu_);
+    progress_.last_error = message;
+    progress_.last_error_ms = NowMs();
+  }
+
   void SetNote(std::string note) {
     std::lock_guard<std::mutex> lock(mu_);
     note_ = std::move(note);
@@ -119,6 +122,7 @@ class TaskPipeline : public Pipeline {
                                     backoff.count(), st.message());
       }
       SetNote("waiting for " + what + ": " + st.message());
+      SetError(st.message());
       if (!Wait(backoff)) return Unavailable("stopped");
       backoff = std::min(backoff * 2, retry_.max_backoff);
     }
@@ -133,7 +137,16 @@ class TaskPipeline : public Pipeline {
 
   void Run() {
     Status st = RunInner();
-    if (!st.ok() && !stop_) Fail(st.message());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      finished_ = true;
+      client_ = nullptr;
+    }
+    cv_.notify_all();
+    if (!st.ok() && !stop_) {
+      SetError(st.message());
+      Fail(st.message());
+    }
   }
 
   Status RunInner() {
@@ -172,7 +185,13 @@ class TaskPipeline : public Pipeline {
       return Status::Ok();
     });
     if (!st.ok()) return st.WithContext("fail to connect target milvus server");
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return Status::Ok();
+      client_ = client.get();  // Stop may cancel its calls from now on
+    }
     target::MilvusApplier applier(client.get(), retry_, &stop_);
+    applier.set_on_retry([this](const Status& e) { SetError(e.message()); });
 
     // 3. Where to start: stored checkpoints, and the intents that bound a replay.
     std::map<std::string, decode::Position> resume;
@@ -182,7 +201,7 @@ class TaskPipeline : public Pipeline {
     for (const auto& p : *stored) {
       int64_t offset = 0;
       uint64_t ts = 0;
-      if (!DecodePosition(p.data, &offset, &ts)) continue;
+      if (!DecodeCheckpoint(p.data, &offset, &ts)) continue;
       if (p.collection_id == kIntentId) {
         replay[p.channel] = ts;
       } else {
@@ -192,7 +211,7 @@ class TaskPipeline : public Pipeline {
     ChangeApplier sink(task_id_, &scope_, &applier, ctx_.metrics,
                        [this](const std::string& channel, const decode::Position& end) {
                          return ctx_.store->PutPositions(
-                             task_id_, {ChannelPosition{kIntentId, channel, EncodePosition(end.offset, end.timestamp)}});
+                             task_id_, {ChannelPosition{kIntentId, channel, EncodeCheckpoint(end.offset, end.timestamp)}});
                        });
     sink.SetReplayBounds(replay);
 
@@ -230,6 +249,8 @@ class TaskPipeline : public Pipeline {
     reader.Stop();
     Checkpoint(reader);
     follower.Stop();
+    std::lock_guard<std::mutex> lock(mu_);
+    client_ = nullptr;  // `client` goes out of scope with this frame
     return result;
   }
 
@@ -259,7 +280,7 @@ class TaskPipeline : public Pipeline {
       const int64_t end = *hw;
       (*resume)[topic] = decode::Position{topic, end, 0};
       const int64_t id = topic == cfg.source.replicate_chan ? kReplicateCheckpointId : kCheckpointId;
-      pinned.push_back(ChannelPosition{id, topic, EncodePosition(end, 0)});
+      pinned.push_back(ChannelPosition{id, topic, EncodeCheckpoint(end, 0)});
       saved_[topic] = pinned.back().data;
     }
     return ctx_.store->PutPositions(task_id_, pinned);
@@ -288,27 +309,30 @@ class TaskPipeline : public Pipeline {
       }
       Checkpoint(reader);
       auto channels = reader.Channels();
-      std::set<std::string> lagging;
-      int64_t max_lag = 0;
+      std::vector<ChannelProgress> progress;
       for (const auto& c : channels) {
-        // The replicate channel has no time ticks: its position only moves with operations,
-        // so "now minus applied" would grow on an idle, healthy source. DML channels tick.
-        if (!c.active || c.applied.timestamp == 0 || c.channel == ctx_.config->source.replicate_chan) continue;
-        int64_t lag = std::max<int64_t>(0, NowMs() - static_cast<int64_t>(decode::PhysicalMs(c.applied.timestamp)));
-        max_lag = std::max(max_lag, lag);
-        lagging.insert(c.channel);
-        ctx_.metrics->Set("milvus_cdc_task_lag_ms", {{"task_id", task_id_}, {"channel", c.channel}},
-                          static_cast<double>(lag));
+        if (!c.active) continue;  // retired: its collections were dropped
+        ChannelProgress p;
+        p.channel = c.channel;
+        p.replicate = c.channel == ctx_.config->source.replicate_chan;
+        p.offset = c.applied.offset;
+        p.ts = c.applied.timestamp;
+        p.error = c.error;
+        progress.push_back(std::move(p));
       }
-      for (const auto& gone : lag_channels_) {  // channels no longer read: no stale gauge
-        if (!lagging.count(gone)) ctx_.metrics->Erase("milvus_cdc_task_lag_ms", {{"task_id", task_id_}, {"channel", gone}});
+      FillLag(&progress, NowMs());
+      int64_t max_lag = 0;
+      for (const auto& p : progress) max_lag = std::max(max_lag, p.lag_ms);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        progress_.channels = std::move(progress);
       }
-      lag_channels_ = std::move(lagging);
       std::string note = "replicating " + std::to_string(channels.size()) + " channels; rows inserted " +
                          std::to_string(sink.rows_inserted()) + ", deleted " + std::to_string(sink.rows_deleted()) +
                          "; lag " + std::to_string(max_lag) + " ms";
       if (!h.ok()) note += "; " + h.message();
       if (!eh.ok()) note += "; " + eh.message();
+      if (!h.ok() || !eh.ok()) SetError(!h.ok() ? h.message() : eh.message());
       SetNote(note);
     }
     return Status::Ok();
@@ -318,7 +342,7 @@ class TaskPipeline : public Pipeline {
     std::vector<ChannelPosition> changed;
     for (const auto& c : reader.Channels()) {
       if (c.applied.offset < 0) continue;
-      std::string data = EncodePosition(c.applied.offset, c.applied.timestamp);
+      std::string data = EncodeCheckpoint(c.applied.offset, c.applied.timestamp);
       auto& last = saved_[c.channel];
       if (last == data) continue;
       const int64_t id = c.channel == ctx_.config->source.replicate_chan ? kReplicateCheckpointId : kCheckpointId;
@@ -341,12 +365,14 @@ class TaskPipeline : public Pipeline {
   std::chrono::seconds outage_budget_{0};
 
   std::thread thread_;
-  mutable std::mutex mu_;  // guards note_; with cv_, the stop wait
+  mutable std::mutex mu_;  // guards note_, progress_, finished_, client_; with cv_, the stop waits
   std::condition_variable cv_;
   std::atomic<bool> stop_{false};
+  bool finished_ = false;                    // the thread is done with the target
+  target::MilvusClient* client_ = nullptr;   // while the thread uses it
   std::string note_;
-  std::map<std::string, std::string> saved_;
-  std::set<std::string> lag_channels_;  // pipeline thread only: channels with a lag gauge  // pipeline thread only: last stored checkpoint per channel
+  PipelineProgress progress_;
+  std::map<std::string, std::string> saved_;  // pipeline thread only: last stored checkpoint per channel
 };
 
 }  // namespace

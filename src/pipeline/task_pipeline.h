@@ -38,14 +38,4 @@ class TaskPipelineFactory : public PipelineFactory {
   PipelineContext context_;
 };
 
-// Position records in the task store: checkpoints (collection id 0; the replicate
-// channel as -10, as the official server) and write-ahead intents (-100).
-constexpr int64_t kCheckpointId = 0;
-constexpr int64_t kReplicateCheckpointId = -10;
-constexpr int64_t kIntentId = -100;
-
-// A position as stored: {"offset": N, "ts": T}.
-std::string EncodePosition(int64_t offset, uint64_t ts);
-bool DecodePosition(const std::string& data, int64_t* offset, uint64_t* ts);
-
 }  // namespace cdc::pipeline

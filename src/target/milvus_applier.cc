@@ -122,6 +122,8 @@ Status MilvusApplier::WithRetry(const std::string& what, const std::function<Sta
   for (int attempt = 1;; ++attempt) {
     Status st = call();
     if (st.ok() || !IsRetriable(st)) return st;
+    if (stopping_ && stopping_->load()) return Status(StatusCode::kUnavailable, what + " interrupted: task stopping");
+    if (on_retry_) on_retry_(st);
     if (retry_.max_attempts > 0 && attempt >= retry_.max_attempts) {
       return Status(st.code(), what + " still failing after " + std::to_string(attempt) + " attempts: " + st.message());
     }
@@ -143,9 +145,8 @@ Status MilvusApplier::CreateDatabase(const std::string& db) {
     milvuspb::CreateDatabaseRequest req;
     req.set_db_name(db);
     commonpb::Status resp;
-    grpc::ClientContext ctx;
-    client_->PrepareContext(&ctx);
-    return client_->CheckCall(client_->stub()->CreateDatabase(&ctx, req, &resp), resp, "CreateDatabase");
+    CallContext ctx(client_);
+    return client_->CheckCall(client_->stub()->CreateDatabase(ctx.get(), req, &resp), resp, "CreateDatabase");
   });
   return st.ok() || IsAlreadyExists(st) ? Status::Ok() : st;
 }
@@ -155,9 +156,8 @@ Status MilvusApplier::DropDatabase(const std::string& db) {
     milvuspb::DropDatabaseRequest req;
     req.set_db_name(db);
     commonpb::Status resp;
-    grpc::ClientContext ctx;
-    client_->PrepareContext(&ctx);
-    return client_->CheckCall(client_->stub()->DropDatabase(&ctx, req, &resp), resp, "DropDatabase");
+    CallContext ctx(client_);
+    return client_->CheckCall(client_->stub()->DropDatabase(ctx.get(), req, &resp), resp, "DropDatabase");
   });
   return st.ok() || IsMissing(st) ? Status::Ok() : st;
 }
@@ -166,9 +166,8 @@ StatusOr<std::vector<std::string>> MilvusApplier::ListDatabases() {
   milvuspb::ListDatabasesResponse resp;
   Status st = WithRetry("ListDatabases", [&] {
     milvuspb::ListDatabasesRequest req;
-    grpc::ClientContext ctx;
-    client_->PrepareContext(&ctx);
-    grpc::Status call = client_->stub()->ListDatabases(&ctx, req, &resp);  // before reading resp.status()
+    CallContext ctx(client_);
+    grpc::Status call = client_->stub()->ListDatabases(ctx.get(), req, &resp);  // before reading resp.status()
     return client_->CheckCall(call, resp.status(), "ListDatabases");
   });
   if (!st.ok()) return st;
@@ -181,9 +180,8 @@ StatusOr<bool> MilvusApplier::HasCollection(const std::string& db, const std::st
     milvuspb::DescribeCollectionRequest req;
     req.set_db_name(db);
     req.set_collection_name(name);
-    grpc::ClientContext ctx;
-    client_->PrepareContext(&ctx, db);
-    grpc::Status call = client_->stub()->DescribeCollection(&ctx, req, &resp);  // before reading resp.status()
+    CallContext ctx(client_, db);
+    grpc::Status call = client_->stub()->DescribeCollection(ctx.get(), req, &resp);  // before reading resp.status()
     return client_->CheckCall(call, resp.status(), "DescribeCollection");
   });
   if (st.ok()) return true;
@@ -205,9 +203,8 @@ Status MilvusApplier::CreateCollection(const CollectionSpec& spec) {
     milvuspb::DescribeCollectionRequest req;
     req.set_db_name(spec.db_name);
     req.set_collection_name(spec.name);
-    grpc::ClientContext ctx;
-    client_->PrepareContext(&ctx, spec.db_name);
-    grpc::Status call = client_->stub()->DescribeCollection(&ctx, req, &existing);  // before reading existing.status()
+    CallContext ctx(client_, spec.db_name);
+    grpc::Status call = client_->stub()->DescribeCollection(ctx.get(), req, &existing);  // before reading existing.status()
     return client_->CheckCall(call, existing.status(), "DescribeCollection");
   });
   if (described.ok()) {
@@ -233,9 +230,8 @@ Status MilvusApplier::CreateCollection(const CollectionSpec& spec) {
     }
     if (spec.num_partitions > 0) req.set_num_partitions(spec.num_partitions);
     commonpb::Status resp;
-    grpc::ClientContext ctx;
-    client_->PrepareContext(&ctx, spec.db_name);
-    return client_->CheckCall(client_->stub()->CreateCollection(&ctx, req, &resp), resp, "CreateCollection");
+    CallContext ctx(client_, spec.db_name);
+    return client_->CheckCall(client_->stub()->CreateCollection(ctx.get(), req, &resp), resp, "CreateCollection");
   });
   if (!st.ok() && IsAlreadyExists(st)) return Status::Ok();
   return st;
@@ -247,9 +243,8 @@ Status MilvusApplier::DropCollection(const std::string& db, const std::string& n
     req.set_db_name(db);
     req.set_collection_name(name);
     commonpb::Status resp;
-    grpc::ClientContext ctx;
-    client_->PrepareContext(&ctx, db);
-    return client_->CheckCall(client_->stub()->DropCollection(&ctx, req, &resp), resp, "DropCollection");
+    CallContext ctx(client_, db);
+    return client_->CheckCall(client_->stub()->DropCollection(ctx.get(), req, &resp), resp, "DropCollection");
   });
   return st.ok() || IsMissing(st) ? Status::Ok() : st;
 }
@@ -261,9 +256,8 @@ Status MilvusApplier::CreatePartition(const std::string& db, const std::string& 
     req.set_collection_name(coll);
     req.set_partition_name(partition);
     commonpb::Status resp;
-    grpc::ClientContext ctx;
-    client_->PrepareContext(&ctx, db);
-    return client_->CheckCall(client_->stub()->CreatePartition(&ctx, req, &resp), resp, "CreatePartition");
+    CallContext ctx(client_, db);
+    return client_->CheckCall(client_->stub()->CreatePartition(ctx.get(), req, &resp), resp, "CreatePartition");
   });
   return st.ok() || IsAlreadyExists(st) ? Status::Ok() : st;
 }
@@ -282,9 +276,8 @@ Status MilvusApplier::DropPartition(const std::string& db, const std::string& co
     req.set_collection_name(coll);
     req.set_partition_name(partition);
     commonpb::Status resp;
-    grpc::ClientContext ctx;
-    client_->PrepareContext(&ctx, db);
-    return client_->CheckCall(client_->stub()->DropPartition(&ctx, req, &resp), resp, "DropPartition");
+    CallContext ctx(client_, db);
+    return client_->CheckCall(client_->stub()->DropPartition(ctx.get(), req, &resp), resp, "DropPartition");
   });
   return st.ok() || IsMissing(st) ? Status::Ok() : st;
 }
@@ -305,17 +298,16 @@ Status MilvusApplier::Insert(const std::string& db, const std::string& coll,
   const char* rpc = upsert ? "Upsert" : "Insert";
   Status st = WithRetry(std::string(rpc) + " into " + db + "." + coll, [&] {
     milvuspb::MutationResult resp;
-    grpc::ClientContext ctx;
-    client_->PrepareContext(&ctx, db);
+    CallContext ctx(client_, db);
     if (upsert) {
       milvuspb::UpsertRequest req;
       fill(&req);
-      grpc::Status call = client_->stub()->Upsert(&ctx, req, &resp);  // before reading resp.status()
+      grpc::Status call = client_->stub()->Upsert(ctx.get(), req, &resp);  // before reading resp.status()
       return client_->CheckCall(call, resp.status(), rpc);
     }
     milvuspb::InsertRequest req;
     fill(&req);
-    grpc::Status call = client_->stub()->Insert(&ctx, req, &resp);  // before reading resp.status()
+    grpc::Status call = client_->stub()->Insert(ctx.get(), req, &resp);  // before reading resp.status()
     return client_->CheckCall(call, resp.status(), rpc);
   });
   if (!st.ok()) return ExplainWriteRefusal(st);
@@ -343,9 +335,8 @@ Status MilvusApplier::Delete(const std::string& db, const std::string& coll, con
       req.set_partition_name(partition);
       req.set_expr(expr);
       milvuspb::MutationResult resp;
-      grpc::ClientContext ctx;
-      client_->PrepareContext(&ctx, db);
-      grpc::Status call = client_->stub()->Delete(&ctx, req, &resp);  // before reading resp.status()
+      CallContext ctx(client_, db);
+      grpc::Status call = client_->stub()->Delete(ctx.get(), req, &resp);  // before reading resp.status()
       return client_->CheckCall(call, resp.status(), "Delete");
     });
     if (!st.ok()) return ExplainWriteRefusal(st);
@@ -354,65 +345,45 @@ Status MilvusApplier::Delete(const std::string& db, const std::string& coll, con
   return Status::Ok();
 }
 
-namespace {
-bool Never(const Status&) { return false; }
-
-// Sends a replicate-channel request as it came (without its base), with retry.
+// Sends a replicate-channel request as it came (without its base), with retry. With
+// `tolerate_missing`, "not found" counts as done (the thing is already gone).
 template <typename Req>
-using StubCall = grpc::Status (milvuspb::MilvusService::Stub::*)(grpc::ClientContext*, const Req&, commonpb::Status*);
-}  // namespace
-
-template <typename Req>
-static Status Forward(MilvusClient* client, const std::function<Status(const std::string&, const std::function<Status()>&)>& retry,
-                      const char* name, Req req, StubCall<Req> call, bool (*tolerate)(const Status&)) {
+Status MilvusApplier::Forward(const char* name, Req req, StubCall<Req> call, bool tolerate_missing) {
   req.clear_base();
-  Status st = retry(std::string(name) + " " + req.db_name() + "." + req.collection_name(), [&] {
+  Status st = WithRetry(std::string(name) + " " + req.db_name() + "." + req.collection_name(), [&] {
     commonpb::Status resp;
-    grpc::ClientContext ctx;
-    client->PrepareContext(&ctx, req.db_name());
-    return client->CheckCall((client->stub()->*call)(&ctx, req, &resp), resp, name);
+    CallContext ctx(client_, req.db_name());
+    return client_->CheckCall((client_->stub()->*call)(ctx.get(), req, &resp), resp, name);
   });
-  return st.ok() || tolerate(st) ? Status::Ok() : st;
+  return st.ok() || (tolerate_missing && IsMissing(st)) ? Status::Ok() : st;
 }
 
-
+using Stub = milvuspb::MilvusService::Stub;
 Status MilvusApplier::CreateIndex(milvuspb::CreateIndexRequest req) {
-  return Forward(client_, [this](const std::string& w, const std::function<Status()>& c) { return WithRetry(w, c); },
-                 "CreateIndex", std::move(req), &milvuspb::MilvusService::Stub::CreateIndex, Never);
+  return Forward("CreateIndex", std::move(req), &Stub::CreateIndex, false);
 }
-
 Status MilvusApplier::DropIndex(milvuspb::DropIndexRequest req) {
-  return Forward(client_, [this](const std::string& w, const std::function<Status()>& c) { return WithRetry(w, c); },
-                 "DropIndex", std::move(req), &milvuspb::MilvusService::Stub::DropIndex, IsMissing);
+  return Forward("DropIndex", std::move(req), &Stub::DropIndex, true);
 }
-
 Status MilvusApplier::LoadCollection(milvuspb::LoadCollectionRequest req) {
-  return Forward(client_, [this](const std::string& w, const std::function<Status()>& c) { return WithRetry(w, c); },
-                 "LoadCollection", std::move(req), &milvuspb::MilvusService::Stub::LoadCollection, Never);
+  return Forward("LoadCollection", std::move(req), &Stub::LoadCollection, false);
 }
-
 Status MilvusApplier::ReleaseCollection(milvuspb::ReleaseCollectionRequest req) {
-  return Forward(client_, [this](const std::string& w, const std::function<Status()>& c) { return WithRetry(w, c); },
-                 "ReleaseCollection", std::move(req), &milvuspb::MilvusService::Stub::ReleaseCollection, IsMissing);
+  return Forward("ReleaseCollection", std::move(req), &Stub::ReleaseCollection, true);
 }
-
 Status MilvusApplier::LoadPartitions(milvuspb::LoadPartitionsRequest req) {
-  return Forward(client_, [this](const std::string& w, const std::function<Status()>& c) { return WithRetry(w, c); },
-                 "LoadPartitions", std::move(req), &milvuspb::MilvusService::Stub::LoadPartitions, Never);
+  return Forward("LoadPartitions", std::move(req), &Stub::LoadPartitions, false);
 }
-
 Status MilvusApplier::ReleasePartitions(milvuspb::ReleasePartitionsRequest req) {
-  return Forward(client_, [this](const std::string& w, const std::function<Status()>& c) { return WithRetry(w, c); },
-                 "ReleasePartitions", std::move(req), &milvuspb::MilvusService::Stub::ReleasePartitions, IsMissing);
+  return Forward("ReleasePartitions", std::move(req), &Stub::ReleasePartitions, true);
 }
 
 Status MilvusApplier::Flush(milvuspb::FlushRequest req) {
   req.clear_base();
   return WithRetry("Flush " + req.db_name(), [&] {
     milvuspb::FlushResponse resp;
-    grpc::ClientContext ctx;
-    client_->PrepareContext(&ctx, req.db_name());
-    grpc::Status call = client_->stub()->Flush(&ctx, req, &resp);  // before reading resp.status()
+    CallContext ctx(client_, req.db_name());
+    grpc::Status call = client_->stub()->Flush(ctx.get(), req, &resp);  // before reading resp.status()
     return client_->CheckCall(call, resp.status(), "Flush");
   });
 }

@@ -73,6 +73,9 @@ class MilvusApplier {
   Status ReleasePartitions(milvus::proto::milvus::ReleasePartitionsRequest req);
   Status Flush(milvus::proto::milvus::FlushRequest req);
 
+  // Called (on the calling thread) with each failure a retry absorbs, e.g. for `get`.
+  void set_on_retry(std::function<void(const Status&)> cb) { on_retry_ = std::move(cb); }
+
   // Rows and operations applied so far (for metrics).
   int64_t rows_inserted() const { return rows_inserted_; }
   int64_t rows_deleted() const { return rows_deleted_; }
@@ -81,10 +84,16 @@ class MilvusApplier {
   // Runs `call` until it succeeds, fails with a non-retriable error, the budget is spent
   // or the task stops.
   Status WithRetry(const std::string& what, const std::function<Status()>& call);
+  template <typename Req>
+  using StubCall = grpc::Status (milvus::proto::milvus::MilvusService::Stub::*)(grpc::ClientContext*, const Req&,
+                                                                              milvus::proto::common::Status*);
+  template <typename Req>
+  Status Forward(const char* name, Req req, StubCall<Req> call, bool tolerate_missing);
 
   MilvusClient* const client_;
   const RetryPolicy retry_;
   const std::atomic<bool>* const stopping_;
+  std::function<void(const Status&)> on_retry_;
   int64_t rows_inserted_ = 0;
   int64_t rows_deleted_ = 0;
 };

@@ -224,10 +224,9 @@ Status MilvusClient::Handshake(std::chrono::system_clock::time_point deadline, i
 }
 
 StatusOr<std::string> MilvusClient::GetVersion() {
-  grpc::ClientContext ctx;
-  PrepareContext(&ctx);
+  CallContext ctx(this);
   mpb::GetVersionResponse resp;
-  grpc::Status st = stub_->GetVersion(&ctx, mpb::GetVersionRequest(), &resp);
+  grpc::Status st = stub_->GetVersion(ctx.get(), mpb::GetVersionRequest(), &resp);
   RETURN_IF_ERROR(CheckCall(st, resp.status(), "GetVersion"));
   return resp.version();
 }
@@ -239,6 +238,30 @@ void MilvusClient::PrepareContext(grpc::ClientContext* ctx, const std::string& d
   if (session_id_ != 0) ctx->AddMetadata("identifier", std::to_string(session_id_));
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(CallTimeoutS(params_)));
 }
+
+void MilvusClient::Cancel() {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  cancelled_ = true;
+  for (grpc::ClientContext* ctx : calls_) ctx->TryCancel();
+}
+
+void MilvusClient::Register(grpc::ClientContext* ctx) const {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  if (cancelled_) ctx->TryCancel();  // the call then fails at once with CANCELLED
+  calls_.insert(ctx);
+}
+
+void MilvusClient::Unregister(grpc::ClientContext* ctx) const {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  calls_.erase(ctx);
+}
+
+CallContext::CallContext(const MilvusClient* client, const std::string& db_name) : client_(client) {
+  client_->PrepareContext(&ctx_, db_name);
+  client_->Register(&ctx_);
+}
+
+CallContext::~CallContext() { client_->Unregister(&ctx_); }
 
 Status MilvusClient::CheckCall(const grpc::Status& grpc_status, const common::Status& resp_status,
                                std::string_view rpc) const {

@@ -4,8 +4,8 @@
 // status, then the common.Status inside the response) by CheckCall.
 //
 // Ownership: created by Connect and owned by the caller (one per task target). Thread-safety:
-// immutable after Connect; every method may be called from any thread concurrently (gRPC stubs
-// are thread-safe).
+// every method may be called from any thread concurrently (gRPC stubs are thread-safe); Cancel
+// aborts the calls in flight (each runs in a CallContext) and every later one.
 //
 // Secrets: the token is never logged and never appears in a returned Status message.
 #pragma once
@@ -15,6 +15,8 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -60,7 +62,15 @@ class MilvusClient {
   // The session id the server returned from the Connect RPC (0 when it fell back to GetVersion).
   int64_t session_id() const { return session_id_; }
 
+  // Aborts every call in flight and fails every later one with CANCELLED, so a stopping task
+  // does not wait for a hung target up to the call deadline. Irreversible.
+  void Cancel();
+
  private:
+  friend class CallContext;
+  void Register(grpc::ClientContext* ctx) const;
+  void Unregister(grpc::ClientContext* ctx) const;
+
   MilvusClient(ConnectParams params, std::string endpoint, std::shared_ptr<grpc::Channel> channel);
 
   // Runs Connect (or GetVersion) with an absolute deadline; see Connect.
@@ -76,6 +86,26 @@ class MilvusClient {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<milvus::proto::milvus::MilvusService::Stub> stub_;
   int64_t session_id_ = 0;  // written only during Connect
+
+  mutable std::mutex calls_mu_;  // guards calls_ and cancelled_
+  mutable std::set<grpc::ClientContext*> calls_;
+  bool cancelled_ = false;
+};
+
+// The context of one RPC: PrepareContext applied and registered with the client for Cancel.
+//   CallContext ctx(client, db);
+//   client->CheckCall(client->stub()->Insert(ctx.get(), req, &resp), resp.status(), "Insert");
+class CallContext {
+ public:
+  explicit CallContext(const MilvusClient* client, const std::string& db_name = "");
+  ~CallContext();
+  CallContext(const CallContext&) = delete;
+  CallContext& operator=(const CallContext&) = delete;
+  grpc::ClientContext* get() { return &ctx_; }
+
+ private:
+  const MilvusClient* client_;
+  grpc::ClientContext ctx_;
 };
 
 }  // namespace cdc::target

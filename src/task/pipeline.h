@@ -6,12 +6,34 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "store/meta_store.h"
 #include "task/task_spec.h"
 #include "util/status.h"
 
 namespace cdc {
+
+// How far a task has applied one source channel.
+struct ChannelProgress {
+  std::string channel;
+  bool replicate = false;  // the replicate channel: it has no time ticks, so no lag
+  int64_t offset = -1;     // checkpoint: next offset to read
+  uint64_t ts = 0;         // checkpoint: hybrid timestamp applied up to (0: not known yet)
+  std::string error;       // the channel reader's current error, if any
+  int64_t lag_ms = -1;     // now minus the applied time; -1 when unknown (see FillLag)
+};
+
+struct PipelineProgress {
+  std::vector<ChannelProgress> channels;  // empty until the pipeline reads the log
+  std::string last_error;                 // the last failure retried or reported
+  int64_t last_error_ms = 0;              // its unix time in ms
+};
+
+// Sets lag_ms for DML channels with a known timestamp. The source writes a time tick on
+// every DML channel every few hundred ms, so its head time is "now" while it runs; the lag
+// keeps growing while the task is stuck or paused.
+void FillLag(std::vector<ChannelProgress>* channels, int64_t now_ms);
 
 class Pipeline {
  public:
@@ -23,6 +45,8 @@ class Pipeline {
   // A short human-readable note on what the pipeline is doing, shown by get/list
   // while the task runs (empty when there is nothing to say).
   virtual std::string Note() const = 0;
+  // Live per-channel progress and the last error (empty before reading starts).
+  virtual PipelineProgress Progress() const { return {}; }
 };
 
 // Called from a pipeline thread when the pipeline gives up; the task is paused with `reason`.
@@ -35,11 +59,5 @@ class PipelineFactory {
                                            PipelineFailure on_failure) = 0;
 };
 
-// Until replication lands: a pipeline that does nothing and says so.
-class IdlePipelineFactory : public PipelineFactory {
- public:
-  std::unique_ptr<Pipeline> Create(const std::string& task_id, const TaskSpec& spec,
-                                   PipelineFailure on_failure) override;
-};
 
 }  // namespace cdc

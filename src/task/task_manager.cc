@@ -3,6 +3,7 @@
 #include <chrono>
 #include <random>
 
+#include "store/checkpoint.h"
 #include "task/scope.h"
 #include "util/log.h"
 
@@ -54,6 +55,9 @@ TaskManager::TaskManager(TaskManagerOptions options, MetaStore* store, PipelineF
   metrics_->Describe("milvus_cdc_task_num", Metrics::Type::kGauge, "Number of tasks per state");
   metrics_->Describe("milvus_cdc_task_state", Metrics::Type::kGauge,
                      "Task state: 0 Initial, 1 Running, 2 Paused, -1 deleted");
+  metrics_->Describe("milvus_cdc_task_lag_ms", Metrics::Type::kGauge,
+                     "Milliseconds between now (the source's head: it ticks every channel) and the time "
+                     "applied up to, per task and source DML channel");
 }
 
 TaskManager::~TaskManager() { Shutdown(); }
@@ -180,6 +184,8 @@ Status TaskManager::Delete(const std::string& task_id, bool ignore_not_found) {
   }
   tasks_.erase(it);
   metrics_->Set("milvus_cdc_task_state", {{"task_id", task_id}}, -1);
+  metrics_->Remove("milvus_cdc_task_lag_ms", "task_id", task_id);
+  lag_series_.erase(task_id);
   UpdateMetricsLocked();
   GetLogger("task")->info("task {} deleted", task_id);
   return Status::Ok();
@@ -226,7 +232,48 @@ StatusOr<TaskView> TaskManager::Get(const std::string& task_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = tasks_.find(task_id);
   if (it == tasks_.end()) return NotFound("not found: [" + task_id + "]");
-  return ViewLocked(it->second);
+  TaskView v = ViewLocked(it->second);
+  v.progress = ProgressLocked(it->second);
+  return v;
+}
+
+PipelineProgress TaskManager::ProgressLocked(const Entry& e) const {
+  PipelineProgress p;
+  if (e.pipeline) p = e.pipeline->Progress();
+  if (p.channels.empty()) {  // paused, or not reading yet: the stored checkpoints
+    auto stored = store_->GetPositions(e.record.task_id);
+    if (stored.ok()) {
+      for (const auto& pos : *stored) {
+        if (pos.collection_id != kCheckpointId && pos.collection_id != kReplicateCheckpointId) continue;
+        ChannelProgress c;
+        c.channel = pos.channel;
+        c.replicate = pos.collection_id == kReplicateCheckpointId;
+        if (!DecodeCheckpoint(pos.data, &c.offset, &c.ts)) continue;
+        p.channels.push_back(std::move(c));
+      }
+    } else if (p.last_error.empty()) {
+      p.last_error = "cannot read the stored checkpoints: " + stored.status().message();
+      p.last_error_ms = NowMs();
+    }
+  }
+  FillLag(&p.channels, NowMs());
+  return p;
+}
+
+void TaskManager::RefreshLagMetrics() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, e] : tasks_) {
+    std::set<std::string> now;
+    for (const auto& c : ProgressLocked(e).channels) {
+      if (c.lag_ms < 0) continue;
+      now.insert(c.channel);
+      metrics_->Set("milvus_cdc_task_lag_ms", {{"task_id", id}, {"channel", c.channel}}, static_cast<double>(c.lag_ms));
+    }
+    for (const auto& gone : lag_series_[id]) {  // channels no longer read: no frozen value
+      if (!now.count(gone)) metrics_->Erase("milvus_cdc_task_lag_ms", {{"task_id", id}, {"channel", gone}});
+    }
+    lag_series_[id] = std::move(now);
+  }
 }
 
 std::vector<TaskView> TaskManager::List() {

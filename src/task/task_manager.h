@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,6 +37,7 @@ struct TaskView {
   TaskSpec spec;
   TaskState state = TaskState::kInitial;
   std::string reason;
+  PipelineProgress progress;  // Get only: live, or the stored checkpoints; lag filled in
 };
 
 class TaskManager {
@@ -61,6 +63,9 @@ class TaskManager {
   StatusOr<TaskView> Get(const std::string& task_id);
   std::vector<TaskView> List();
   StatusOr<std::vector<ChannelPosition>> Positions(const std::string& task_id);
+  // Sets milvus_cdc_task_lag_ms{task_id,channel} for every task and DML channel, from the
+  // running pipeline or, for a paused task or one still starting, its stored checkpoints.
+  void RefreshLagMetrics();
 
  private:
   struct Entry {
@@ -74,6 +79,7 @@ class TaskManager {
   void StopPipelineLocked(Entry& e);
   Status PersistLocked(Entry& e, TaskState state, const std::string& reason);
   TaskView ViewLocked(const Entry& e) const;
+  PipelineProgress ProgressLocked(const Entry& e) const;
   void UpdateMetricsLocked();
   void OnPipelineFailure(const std::string& task_id, uint64_t generation, const std::string& reason);
   void FailureLoop();
@@ -87,6 +93,7 @@ class TaskManager {
   std::mutex mu_;  // guards tasks_ and every store write of a task
   std::map<std::string, Entry> tasks_;
   uint64_t generation_ = 0;  // last pipeline generation handed out
+  std::map<std::string, std::set<std::string>> lag_series_;  // task -> channels with a lag gauge
 
   struct Failure {
     std::string task_id;

@@ -241,7 +241,12 @@ TEST_F(CdcServiceTest, FullLifecycle) {
   json listed = Post(Req("list"));
   ASSERT_EQ(listed["code"], 200);
   ASSERT_EQ(listed["data"]["tasks"].size(), 1u);
-  EXPECT_EQ(listed["data"]["tasks"][0], task);
+  // get adds the per-channel progress (none stored yet) to what list shows
+  ASSERT_TRUE(task["channels"].is_array()) << task.dump();
+  EXPECT_TRUE(task["channels"].empty());
+  json without_channels = task;
+  without_channels.erase("channels");
+  EXPECT_EQ(listed["data"]["tasks"][0], without_channels);
 
   EXPECT_EQ(Post(Req("pause", {{"task_id", id}})).dump(), R"({"code":200})");
   json paused = Post(Req("get", {{"task_id", id}}))["data"]["task"];
@@ -377,6 +382,32 @@ TEST_F(CdcServiceTest, PositionEntriesCarryTimeTtAndMsgId) {
                  << " (the official server's ComposeTS(time+1, 0)). Fix: emit ((ts >> 18) + 1) << 18. "
                     "(This code was being written during the test session.)";
   }
+}
+
+TEST_F(CdcServiceTest, GetShowsEveryChannelsCheckpointAndLagAndMetricsHaveTheLagGauge) {
+  const std::string id = CreateTask();
+  ASSERT_EQ(Post(Req("pause", {{"task_id", id}}))["code"], 200);
+  ASSERT_TRUE(store_
+                  .PutPositions(id, {Checkpoint(0, "by-dev-dml_0", 42), Checkpoint(-10, "by-dev-replicate-msg", 7),
+                                     Checkpoint(-100, "by-dev-dml_0", 42)})
+                  .ok());
+  json task = Post(Req("get", {{"task_id", id}}))["data"]["task"];
+  ASSERT_EQ(task["channels"].size(), 2u) << task.dump();
+  json dml = task["channels"][0];
+  EXPECT_EQ(dml["channel_name"], "by-dev-dml_0");
+  EXPECT_EQ(dml["kind"], "dml");
+  EXPECT_EQ(dml["checkpoint"]["offset"], 42);
+  EXPECT_EQ(dml["checkpoint"]["ts"], kHybridTs);
+  EXPECT_EQ(dml["checkpoint"]["time"], kPhysicalMs);
+  ASSERT_TRUE(dml["lag_ms"].is_number()) << dml.dump();
+  EXPECT_GT(dml["lag_ms"].get<int64_t>(), 0);
+  json rep = task["channels"][1];
+  EXPECT_EQ(rep["kind"], "replicate");
+  EXPECT_TRUE(rep["lag_ms"].is_null()) << "the replicate channel has no ticks";
+
+  const std::string text = service_->MetricsText();
+  EXPECT_NE(text.find("milvus_cdc_task_lag_ms{task_id=\"" + id + "\",channel=\"by-dev-dml_0\"}"), std::string::npos)
+      << text;
 }
 
 TEST_F(CdcServiceTest, PositionOfAnUnknownTaskIsNotFound) {

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <thread>
 
 #include "fake_milvus.h"
 
@@ -199,6 +200,33 @@ TEST(MilvusClientTest, CallTimeoutAppliesToLaterCalls) {
   EXPECT_EQ(v.status().code(), StatusCode::kDeadlineExceeded);
   EXPECT_EQ(v.status().message(), "GetVersion on " + server.address() + ": deadline exceeded (call timeout 1s)");
   EXPECT_LT(elapsed, std::chrono::seconds(3));
+}
+
+TEST(MilvusClientTest, CancelAbortsACallInFlightAndEveryLaterOne) {
+  FakeMilvusServer server;
+  ConnectParams p = ParamsFor(server.address());
+  p.call_timeout_s = 30;
+  auto client = MilvusClient::Connect(p);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  server.service().set_mode(FakeMilvus::Mode::kHang);
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    (*client)->Cancel();
+  });
+  auto start = Clock::now();
+  auto v = (*client)->GetVersion();
+  auto elapsed = Clock::now() - start;
+  canceller.join();
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().code(), StatusCode::kUnavailable) << v.status().ToString();
+  EXPECT_NE(v.status().message().find("cancelled"), std::string::npos) << v.status().message();
+  EXPECT_LT(elapsed, std::chrono::seconds(5)) << "not the 30 s call deadline";
+
+  start = Clock::now();
+  auto again = (*client)->GetVersion();
+  EXPECT_FALSE(again.ok()) << "a cancelled client fails every later call at once";
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(1));
+  server.service().Release();
 }
 
 TEST(MilvusClientTest, UnreachablePortFailsWithClearMessage) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <regex>
 #include <set>
@@ -10,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/checkpoint.h"
 #include "store/sqlite_meta_store.h"
 #include "task_test_fakes.h"
 #include "test_helpers.h"
@@ -393,23 +395,75 @@ TEST_F(TaskManagerTest, MetricsFollowTheStates) {
   EXPECT_TRUE(Contains(out, "milvus_cdc_task_num{task_state=\"Running\"} 0\n")) << out;
 }
 
-TEST(IdlePipelineTest, StartsStopsAndExplainsItself) {
-  Metrics metrics;
-  FakeMetaStore store;
-  FakeChecker checker;
-  IdlePipelineFactory idle;
-  TaskManager manager(TaskManagerOptions{}, &store, &idle, checker.AsChecker(), &metrics);
-  ASSERT_TRUE(manager.Recover().ok());
-  auto id = manager.Create(Spec("c1"));
-  ASSERT_TRUE(id.ok()) << id.status().ToString();
-  auto view = manager.Get(*id);
+TEST_F(TaskManagerTest, RunningTaskShowsThePipelineNoteWherePausedShowsItsReason) {
+  pipelines_.SetNote("replicating 2 channels");
+  const std::string id = MustCreate(Spec("c1"));
+  auto view = manager_->Get(id);
   ASSERT_TRUE(view.ok());
   EXPECT_EQ(view->state, TaskState::kRunning);
-  // A running task shows the pipeline's note where a paused one shows its pause reason.
-  EXPECT_TRUE(Contains(view->reason, "not implemented")) << view->reason;
-  EXPECT_EQ(store.Find(*id)->reason, "") << "the note is not a stored reason";
-  ASSERT_TRUE(manager.Pause(*id).ok());
-  EXPECT_EQ(manager.Get(*id)->reason, "manually pause through http interface");
+  EXPECT_EQ(view->reason, "replicating 2 channels");
+  EXPECT_EQ(fake_store_.Find(id)->reason, "") << "the note is not a stored reason";
+  ASSERT_TRUE(manager_->Pause(id).ok());
+  EXPECT_EQ(manager_->Get(id)->reason, "manually pause through http interface");
+}
+
+// A hybrid timestamp for a physical time in ms.
+uint64_t Hybrid(int64_t ms) { return static_cast<uint64_t>(ms) << 18; }
+
+int64_t NowMsForTest() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+TEST_F(TaskManagerTest, GetShowsLiveProgressWithLag) {
+  const int64_t applied = NowMsForTest() - 5000;
+  PipelineProgress live;
+  live.channels.push_back(ChannelProgress{"src-dml_0", false, 42, Hybrid(applied), "", -1});
+  live.channels.push_back(ChannelProgress{"src-replicate-msg", true, 7, Hybrid(applied), "", -1});
+  live.last_error = "Insert on t:19530: unavailable";
+  live.last_error_ms = applied;
+  pipelines_.SetProgress(live);
+  const std::string id = MustCreate(Spec("c1"));
+  auto view = manager_->Get(id);
+  ASSERT_TRUE(view.ok());
+  ASSERT_EQ(view->progress.channels.size(), 2u);
+  const auto& dml = view->progress.channels[0];
+  EXPECT_EQ(dml.offset, 42);
+  EXPECT_GE(dml.lag_ms, 5000);
+  EXPECT_LT(dml.lag_ms, 60000);
+  EXPECT_EQ(view->progress.channels[1].lag_ms, -1) << "the replicate channel has no ticks, so no lag";
+  EXPECT_EQ(view->progress.last_error, "Insert on t:19530: unavailable");
+}
+
+TEST_F(TaskManagerTest, PausedTaskShowsStoredCheckpointsAndItsLagGaugeKeepsGrowing) {
+  const std::string id = MustCreate(Spec("c1"));
+  ASSERT_TRUE(manager_->Pause(id).ok());
+  const int64_t applied = NowMsForTest() - 3000;
+  ASSERT_TRUE(fake_store_
+                  .PutPositions(id, {ChannelPosition{kCheckpointId, "src-dml_1", EncodeCheckpoint(9, Hybrid(applied))},
+                                     ChannelPosition{kIntentId, "src-dml_1", EncodeCheckpoint(9, Hybrid(applied))},
+                                     ChannelPosition{kReplicateCheckpointId, "src-rep", EncodeCheckpoint(3, 0)}})
+                  .ok());
+  auto view = manager_->Get(id);
+  ASSERT_TRUE(view.ok());
+  ASSERT_EQ(view->progress.channels.size(), 2u) << "checkpoints only, no intents";
+  EXPECT_EQ(view->progress.channels[0].channel, "src-dml_1");
+  EXPECT_EQ(view->progress.channels[0].offset, 9);
+  EXPECT_GE(view->progress.channels[0].lag_ms, 3000);
+
+  manager_->RefreshLagMetrics();
+  const std::string series = "milvus_cdc_task_lag_ms{task_id=\"" + id + "\",channel=\"src-dml_1\"} ";
+  std::string out = metrics_.Render();
+  ASSERT_TRUE(Contains(out, series)) << out;
+  EXPECT_FALSE(Contains(out, "channel=\"src-rep\"")) << out;
+  const double first = std::stod(out.substr(out.find(series) + series.size()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  manager_->RefreshLagMetrics();
+  out = metrics_.Render();
+  EXPECT_GT(std::stod(out.substr(out.find(series) + series.size())), first) << "a stuck task's lag grows";
+
+  ASSERT_TRUE(manager_->Delete(id, false).ok());
+  EXPECT_FALSE(Contains(metrics_.Render(), "milvus_cdc_task_lag_ms{task_id=\"" + id)) << "deleted: no series";
 }
 
 // ---------------- pipeline failures ----------------

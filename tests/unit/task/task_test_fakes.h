@@ -143,6 +143,15 @@ class FakePipelineFactory : public PipelineFactory {
     std::lock_guard<std::mutex> lock(mu_);
     return_null_ = v;
   }
+  // What every pipeline's Note and Progress answer from now on.
+  void SetNote(std::string note) {
+    std::lock_guard<std::mutex> lock(mu_);
+    note_ = std::move(note);
+  }
+  void SetProgress(PipelineProgress progress) {
+    std::lock_guard<std::mutex> lock(mu_);
+    progress_ = std::move(progress);
+  }
 
   Counts CountsFor(const std::string& task_id) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -191,7 +200,14 @@ class FakePipelineFactory : public PipelineFactory {
     FakePipeline(FakePipelineFactory* factory, std::string id) : factory_(factory), id_(std::move(id)) {}
     Status Start() override { return factory_->OnStart(id_); }
     void Stop() override { factory_->OnStop(id_); }
-    std::string Note() const override { return ""; }
+    std::string Note() const override {
+      std::lock_guard<std::mutex> lock(factory_->mu_);
+      return factory_->note_;
+    }
+    PipelineProgress Progress() const override {
+      std::lock_guard<std::mutex> lock(factory_->mu_);
+      return factory_->progress_;
+    }
 
    private:
     FakePipelineFactory* factory_;
@@ -219,6 +235,8 @@ class FakePipelineFactory : public PipelineFactory {
   Status fail_all_;
   std::map<std::string, Status> fail_for_;
   bool return_null_ = false;
+  std::string note_;
+  PipelineProgress progress_;
 };
 
 // A TargetChecker that answers `result` and counts calls. Thread-safe.
