@@ -83,7 +83,11 @@ class TaskPipeline : public Pipeline {
 
   PipelineProgress Progress() const override {
     std::lock_guard<std::mutex> lock(mu_);
-    return progress_;
+    PipelineProgress p;
+    if (reader_) p.channels = ProgressOf(reader_->Channels());
+    p.last_error = last_error_;
+    p.last_error_ms = last_error_ms_;
+    return p;
   }
 
  private:
@@ -91,8 +95,29 @@ class TaskPipeline : public Pipeline {
 
   void SetError(const std::string& message) {
     std::lock_guard<std::mutex> lock(mu_);
-    progress_.last_error = message;
-    progress_.last_error_ms = NowMs();
+    last_error_ = message;
+    last_error_ms_ = NowMs();
+  }
+
+  // The channels still read, as get shows them.
+  std::vector<ChannelProgress> ProgressOf(const std::vector<source::ChannelStatus>& channels) const {
+    std::vector<ChannelProgress> out;
+    for (const auto& c : channels) {
+      if (!c.active) continue;  // retired: its collections were dropped
+      ChannelProgress p;
+      p.channel = c.channel;
+      p.replicate = c.channel == ctx_.config->source.replicate_chan;
+      p.offset = c.applied.offset;
+      p.ts = c.applied.timestamp;
+      p.error = c.error;
+      out.push_back(std::move(p));
+    }
+    return out;
+  }
+
+  void SetReader(source::LogReader* reader) {
+    std::lock_guard<std::mutex> lock(mu_);
+    reader_ = reader;
   }
 
   void SetNote(std::string note) {
@@ -244,8 +269,10 @@ class TaskPipeline : public Pipeline {
     st = Retry("Kafka", [&] { return reader.Start(); });
     if (!st.ok()) return st.WithContext("fail to read the message, err");
     GetLogger("pipeline")->info("task {}: replicating ({} stored positions)", task_id_, resume.size());
+    SetReader(&reader);
 
     Status result = Monitor(reader, follower, sink);
+    SetReader(nullptr);
     reader.Stop();
     Checkpoint(reader);
     follower.Stop();
@@ -309,24 +336,10 @@ class TaskPipeline : public Pipeline {
       }
       Checkpoint(reader);
       auto channels = reader.Channels();
-      std::vector<ChannelProgress> progress;
-      for (const auto& c : channels) {
-        if (!c.active) continue;  // retired: its collections were dropped
-        ChannelProgress p;
-        p.channel = c.channel;
-        p.replicate = c.channel == ctx_.config->source.replicate_chan;
-        p.offset = c.applied.offset;
-        p.ts = c.applied.timestamp;
-        p.error = c.error;
-        progress.push_back(std::move(p));
-      }
+      auto progress = ProgressOf(channels);
       FillLag(&progress, NowMs());
       int64_t max_lag = 0;
       for (const auto& p : progress) max_lag = std::max(max_lag, p.lag_ms);
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        progress_.channels = std::move(progress);
-      }
       std::string note = "replicating " + std::to_string(channels.size()) + " channels; rows inserted " +
                          std::to_string(sink.rows_inserted()) + ", deleted " + std::to_string(sink.rows_deleted()) +
                          "; lag " + std::to_string(max_lag) + " ms";
@@ -365,13 +378,15 @@ class TaskPipeline : public Pipeline {
   std::chrono::seconds outage_budget_{0};
 
   std::thread thread_;
-  mutable std::mutex mu_;  // guards note_, progress_, finished_, client_; with cv_, the stop waits
+  mutable std::mutex mu_;  // guards note_, last_error*, finished_, client_, reader_; with cv_, the stop waits
   std::condition_variable cv_;
   std::atomic<bool> stop_{false};
   bool finished_ = false;                    // the thread is done with the target
   target::MilvusClient* client_ = nullptr;   // while the thread uses it
+  source::LogReader* reader_ = nullptr;    // while reading (its status calls are thread-safe)
   std::string note_;
-  PipelineProgress progress_;
+  std::string last_error_;
+  int64_t last_error_ms_ = 0;
   std::map<std::string, std::string> saved_;  // pipeline thread only: last stored checkpoint per channel
 };
 
