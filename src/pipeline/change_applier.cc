@@ -189,6 +189,11 @@ Status ChangeApplier::Apply(const source::SourceItem& item) {
   return Status::Ok();
 }
 
+bool ChangeApplier::ResumedPast(const std::string& channel, uint64_t ts) const {
+  auto it = resumed_at_.find(channel);
+  return it != resumed_at_.end() && it->second >= ts;
+}
+
 Status ChangeApplier::ApplyPack(const source::SourceItem& item) {
   bool has_insert = false;
   for (const auto& r : item.events) has_insert = has_insert || Is(r.event, MsgType::kInsert);
@@ -270,9 +275,8 @@ Status ChangeApplier::ApplyPack(const source::SourceItem& item) {
     } else if (Is(e, MsgType::kDropCollection)) {
       auto& seen = drop_seen_[meta.id];
       seen.insert(item.channel);
-      std::set<std::string> all(meta.pchannels.begin(), meta.pchannels.end());
       bool everywhere = true;
-      for (const auto& ch : all) everywhere = everywhere && seen.count(ch);
+      for (const auto& ch : meta.pchannels) everywhere = everywhere && (seen.count(ch) || ResumedPast(ch, e.end_ts));
       if (!everywhere || dropped_.count(meta.id)) continue;
       RETURN_IF_ERROR(applier_->DropCollection(db, name).WithContext(where));
       dropped_.insert(meta.id);
@@ -283,7 +287,7 @@ Status ChangeApplier::ApplyPack(const source::SourceItem& item) {
       auto& seen = partition_drop_seen_[{meta.id, e.partition_id}];
       seen.insert(item.channel);
       bool everywhere = true;
-      for (const auto& ch : meta.pchannels) everywhere = everywhere && seen.count(ch);
+      for (const auto& ch : meta.pchannels) everywhere = everywhere && (seen.count(ch) || ResumedPast(ch, e.end_ts));
       if (!everywhere) continue;
       if (!e.partition_name.empty() && !IsPartitionKeyCollection(meta)) {
         RETURN_IF_ERROR(applier_->DropPartition(db, name, e.partition_name).WithContext(where));

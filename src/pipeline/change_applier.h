@@ -38,6 +38,9 @@ class ChangeApplier : public source::LogSink {
   // Inserts read again after a restart, up to these timestamps per channel, are
   // applied as upserts so no row is doubled.
   void SetReplayBounds(std::map<std::string, uint64_t> bounds) { replay_until_ = std::move(bounds); }
+  // The timestamps the channels resumed from: a channel resumed past a drop already read
+  // it before the restart, so the drop's barrier does not wait for it again.
+  void SetResumedAt(std::map<std::string, uint64_t> ts) { resumed_at_ = std::move(ts); }
 
   // Makes the target hold every in-scope database, collection, partition and index the
   // catalog knows (existing ones are checked for schema equality).
@@ -51,6 +54,7 @@ class ChangeApplier : public source::LogSink {
 
  private:
   Status ApplyPack(const source::SourceItem& item);
+  bool ResumedPast(const std::string& channel, uint64_t ts) const;
   Status ApplyCatalog(const source::CatalogEvent& e);
   Status ApplyReplicate(const decode::Event& e);
   Status EnsureDatabase(const std::string& target_db);
@@ -70,6 +74,7 @@ class ChangeApplier : public source::LogSink {
   const IntentWriter intent_;
 
   std::map<std::string, uint64_t> replay_until_;
+  std::map<std::string, uint64_t> resumed_at_;
   std::set<std::string> databases_;                  // target databases known to exist
   std::map<int64_t, std::pair<std::string, std::string>> collections_;  // source id -> target (db, name)
   std::set<int64_t> dropped_;                        // source collection ids dropped on the target

@@ -239,6 +239,9 @@ class TaskPipeline : public Pipeline {
                              task_id_, {ChannelPosition{kIntentId, channel, EncodeCheckpoint(end.offset, end.timestamp)}});
                        });
     sink.SetReplayBounds(replay);
+    std::map<std::string, uint64_t> resumed_at;
+    for (const auto& [channel, pos] : resume) resumed_at[channel] = pos.timestamp;
+    sink.SetResumedAt(resumed_at);
 
     // A first start copies from "now": pin the current end of every channel the task
     // reads before preparing the target, so nothing written meanwhile is missed.
