@@ -322,6 +322,7 @@ class TaskPipeline : public Pipeline {
     Clock::time_point kafka_down_since = Clock::time_point::max();
     Clock::time_point etcd_down_since = Clock::time_point::max();
     while (Wait(std::chrono::milliseconds(500))) {
+      if (Status f = reader.fatal(); !f.ok()) return f.WithContext("fail to handle the replicate event, err");
       Status h = reader.health();
       if (!h.ok() && h.code() != StatusCode::kUnavailable) return h.WithContext("fail to handle the replicate event, err");
       if (!h.ok()) {

@@ -361,6 +361,11 @@ Status LogReader::health() const {
   return Status::Ok();
 }
 
+Status LogReader::fatal() const {
+  std::lock_guard<std::mutex> lock(status_mu_);
+  return health_;
+}
+
 std::vector<ChannelStatus> LogReader::Channels() const {
   std::lock_guard<std::mutex> lock(status_mu_);
   std::vector<ChannelStatus> out;

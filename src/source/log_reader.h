@@ -86,6 +86,9 @@ class LogReader {
   // OK while reading; else the error that stopped it (names Kafka, etcd, a channel and
   // offset, or the sink's failure).
   Status health() const;
+  // The error that stopped the dispatch (the sink failed, a message did not decode);
+  // OK while it runs. Unlike a channel's outage it does not heal.
+  Status fatal() const;
   std::vector<ChannelStatus> Channels() const;
   uint64_t skipped_unknown_collection() const { return skipped_unknown_.load(); }
 

@@ -125,7 +125,8 @@ Status MilvusApplier::WithRetry(const std::string& what, const std::function<Sta
     if (stopping_ && stopping_->load()) return Status(StatusCode::kUnavailable, what + " interrupted: task stopping");
     if (on_retry_) on_retry_(st);
     if (retry_.max_attempts > 0 && attempt >= retry_.max_attempts) {
-      return Status(st.code(), what + " still failing after " + std::to_string(attempt) + " attempts: " + st.message());
+      return Status(st.code(), "the target Milvus is failing: " + what + " still failing after " +
+                                   std::to_string(attempt) + " attempts: " + st.message());
     }
     if (attempt == 1 || attempt % 10 == 0) {
       GetLogger("target")->warn("{} on {} failed (attempt {}), retrying in {} ms: {}", what, client_->endpoint(),
