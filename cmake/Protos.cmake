@@ -138,6 +138,7 @@ _cdc_proto_library(cdc_milvus_proto SOURCES ${_cdc_milvus_proto_srcs})
 set(_cdc_internal_proto_files
   milvus/etcd_meta.proto
   milvus/index_coord.proto
+  milvus/query_coord.proto
   etcd/kv.proto
   etcd/auth.proto
   etcd/rpc.proto)

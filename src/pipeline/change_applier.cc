@@ -159,7 +159,7 @@ Status ChangeApplier::CreateIndexFromMeta(const source::CollectionMeta& meta, co
   return applier_->CreateIndex(std::move(req));
 }
 
-Status ChangeApplier::Bootstrap(const source::Catalog& catalog) {
+Status ChangeApplier::Bootstrap(const source::Catalog& catalog, const std::map<int64_t, int32_t>& loaded) {
   for (const auto& db : catalog.Databases()) {
     if (db.name != "default" && scope_->DatabaseInScope(db.name)) RETURN_IF_ERROR(EnsureDatabase(scope_->MapDb(db.name)));
   }
@@ -171,6 +171,18 @@ Status ChangeApplier::Bootstrap(const source::Catalog& catalog) {
       if (!st.ok()) {
         GetLogger("apply")->warn("task {}: index {} of {}.{} not copied at start: {}", task_id_, index.index_name,
                                  meta->db_name, meta->name, st.message());
+      }
+    }
+    if (auto l = loaded.find(meta->id); l != loaded.end()) {  // loaded on the source before the task
+      auto [db, name] = scope_->Map(meta->db_name, meta->name);
+      milvuspb::LoadCollectionRequest req;
+      req.set_db_name(db);
+      req.set_collection_name(name);
+      req.set_replica_number(l->second);
+      Status st = applier_->LoadCollection(std::move(req));
+      if (!st.ok()) {
+        GetLogger("apply")->warn("task {}: {}.{} is loaded on the source but could not be loaded on the target: {}",
+                                 task_id_, meta->db_name, meta->name, st.message());
       }
     }
   }

@@ -43,8 +43,9 @@ class ChangeApplier : public source::LogSink {
   void SetResumedAt(std::map<std::string, uint64_t> ts) { resumed_at_ = std::move(ts); }
 
   // Makes the target hold every in-scope database, collection, partition and index the
-  // catalog knows (existing ones are checked for schema equality).
-  Status Bootstrap(const source::Catalog& catalog);
+  // catalog knows (existing ones are checked for schema equality), and loads the ones
+  // `loaded` on the source (collection id -> replicas).
+  Status Bootstrap(const source::Catalog& catalog, const std::map<int64_t, int32_t>& loaded = {});
 
   Status Apply(const source::SourceItem& item) override;
 

@@ -11,6 +11,7 @@
 #include "source/catalog.h"
 #include "source/etcd_client.h"
 #include "source/kafka_reader.h"
+#include "source/load_state.h"
 #include "source/log_reader.h"
 #include "source/meta_follower.h"
 #include "store/checkpoint.h"
@@ -252,7 +253,9 @@ class TaskPipeline : public Pipeline {
 
     // 4. The target holds every in-scope collection before any change is applied.
     SetNote("starting: creating the task's collections on the target");
-    st = sink.Bootstrap(catalog);
+    auto loaded = source::ReadLoadedCollections(etcd.get(), cfg.source.etcd.root_path + "/" + cfg.source.etcd.meta_sub_path);
+    if (!loaded.ok()) GetLogger("pipeline")->warn("task {}: {}", task_id_, loaded.status().message());
+    st = sink.Bootstrap(catalog, loaded.ok() ? *loaded : std::map<int64_t, int32_t>{});
     if (!st.ok()) return st.WithContext("fail to prepare the target");
 
     // 5. Follow the log.

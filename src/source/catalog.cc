@@ -406,9 +406,10 @@ void Catalog::RebuildLocked(int64_t id) {
     im.index_id = iid;
     im.field_id = idx.index_info().fieldid();
     im.index_name = idx.index_info().index_name();
-    const auto& params = idx.index_info().is_auto_index() && idx.index_info().user_index_params_size() > 0
-                             ? idx.index_info().user_index_params()
-                             : idx.index_info().index_params();
+    // What the user asked for (as DescribeIndex shows it, e.g. with "params": "{}"); older
+    // records have only the resolved index_params.
+    const auto& params = idx.index_info().user_index_params_size() > 0 ? idx.index_info().user_index_params()
+                                                                        : idx.index_info().index_params();
     for (const auto& kv : params) im.index_params.emplace_back(kv.key(), kv.value());
     im.create_time = idx.create_time();
     meta->indexes[iid] = std::move(im);

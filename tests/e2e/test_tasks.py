@@ -119,3 +119,27 @@ def test_use_start_position_replays_rows_written_before_the_task(tmp_path, bed_e
         src.drop()
         if target_has(name):
             Collection(name, using="target").drop()
+
+
+def test_collection_loaded_before_the_task_is_loaded_on_the_target(tmp_path, bed_env, source, target):
+    name = unique_name("preload")
+    src = workload.create_collection("source", name, shards=1)
+    src.insert(workload.rows(list(range(10))))
+    workload.ensure_index_and_load(src)  # index and load before any task exists
+    srv = CdcServer(tmp_path / "preload", bed_env=bed_env).start()
+    try:
+        reply = srv.post("create", {"milvus_connect_param": {"uri": bed_env["TARGET_MILVUS_URI"]},
+                                    "collection_infos": [{"name": name}]})
+        assert reply["code"] == 200, reply
+        wait_until(lambda: target_has(name), TIMEOUT, what=f"{name} created on TARGET at task start")
+        wait_until(lambda: str(utility.load_state(name, using="target")).endswith("Loaded"), TIMEOUT,
+                   what=f"{name} loaded on TARGET, as on SOURCE")
+        tgt = Collection(name, using="target")
+        assert [i.params for i in tgt.indexes] == [i.params for i in src.indexes]
+        src.insert(workload.rows(list(range(100, 110))))
+        wait_until(lambda: len(workload.all_rows(tgt)) == 10, TIMEOUT, what="rows written after the start")
+    finally:
+        srv.stop()
+        src.drop()
+        if target_has(name):
+            Collection(name, using="target").drop()
