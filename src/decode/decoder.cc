@@ -5,6 +5,9 @@
 #include <memory>
 #include <utility>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
+
 #include "common.pb.h"
 #include "milvus.pb.h"
 #include "msg.pb.h"
@@ -32,6 +35,32 @@ StatusOr<std::shared_ptr<T>> Parse(std::string_view bytes, const Position& where
                                  std::to_string(bytes.size()) + " bytes)");
   }
   return msg;
+}
+
+// Reads the common.MsgBase (field 1) of a serialized request, as parsing it as common.MsgHeader
+// would, without copying the other fields: MsgHeader would keep them (an insert's rows) in its
+// unknown-field set. They are skipped, checked only for being well-formed. False when the bytes
+// are not a valid message; *has_base tells whether field 1 was there.
+bool ParseHeaderBase(std::string_view bytes, common::MsgBase* base, bool* has_base) {
+  using google::protobuf::internal::WireFormatLite;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  *has_base = false;
+  for (;;) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) return in.CurrentPosition() == static_cast<int>(bytes.size());  // end, or a bad tag
+    if (WireFormatLite::GetTagFieldNumber(tag) == 1 &&
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      int length = 0;
+      std::string field;
+      if (!in.ReadVarintSizeAsInt(&length) || !in.ReadString(&field, length) || !base->MergeFromString(field)) {
+        return false;
+      }
+      *has_base = true;
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return false;
+    }
+  }
 }
 
 // DML timestamps: min/max of the per-row list, else the header's.
@@ -282,19 +311,20 @@ StatusOr<Event> DecodeMessage(std::string_view bytes, const Position& where) {
   if (bytes.size() > static_cast<size_t>(INT_MAX)) {
     return ParseError(where, "message of " + std::to_string(bytes.size()) + " bytes is too large");
   }
-  common::MsgHeader header;
-  if (!header.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+  common::MsgBase base;
+  bool has_base = false;
+  if (!ParseHeaderBase(bytes, &base, &has_base)) {
     return ParseError(where, "bytes do not parse as common.MsgHeader (" + std::to_string(bytes.size()) +
                                  " bytes)");
   }
-  if (!header.has_base()) {
+  if (!has_base) {
     return ParseError(where, "no MsgBase (" + std::to_string(bytes.size()) + " bytes)");
   }
 
   Event ev;
-  ev.msg_type = static_cast<int32_t>(header.base().msg_type());
-  ev.msg_id = header.base().msgid();
-  ev.begin_ts = ev.end_ts = header.base().timestamp();
+  ev.msg_type = static_cast<int32_t>(base.msg_type());
+  ev.msg_id = base.msgid();
+  ev.begin_ts = ev.end_ts = base.timestamp();
   ev.position.channel = where.channel;
   ev.position.offset = where.offset;
   ev.payload_bytes = bytes.size();
