@@ -5,6 +5,16 @@
 
 namespace cdc::source {
 
+namespace {
+
+size_t PayloadBytes(const decode::Pack& pack) {
+  size_t n = 0;
+  for (const auto& e : pack.events) n += e.payload_bytes;
+  return n;
+}
+
+}  // namespace
+
 ChannelReader::ChannelReader(ChannelReaderOptions options, std::function<void()> notify)
     : options_(std::move(options)), notify_(std::move(notify)) {}
 
@@ -101,11 +111,16 @@ Status ChannelReader::Handle(const RawMessage& msg) {
 
 void ChannelReader::Push(decode::Pack pack) {
   uint64_t end_ts = pack.end_ts;
+  const size_t bytes = PayloadBytes(pack);
   {
     std::unique_lock<std::mutex> lock(mu_);
-    space_cv_.wait(lock, [this] { return stop_ || queue_.size() < options_.queue_capacity; });
+    space_cv_.wait(lock, [&] {
+      return stop_ || queue_.empty() ||
+             (queue_.size() < options_.queue_capacity && queued_bytes_ + bytes <= options_.queue_bytes);
+    });
     if (stop_) return;
     queue_.push_back(std::move(pack));
+    queued_bytes_ += bytes;
   }
   if (!options_.plain && end_ts > watermark_) watermark_ = end_ts;
   if (notify_) notify_();
@@ -119,7 +134,10 @@ const decode::Pack* ChannelReader::Peek() {
 void ChannelReader::Pop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!queue_.empty()) queue_.pop_front();
+    if (!queue_.empty()) {
+      queued_bytes_ -= PayloadBytes(queue_.front());
+      queue_.pop_front();
+    }
   }
   space_cv_.notify_all();
 }

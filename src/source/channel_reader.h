@@ -30,6 +30,9 @@ struct ChannelReaderOptions {
   std::optional<decode::Position> resume;  // stored checkpoint: drop what it already covers
   bool plain = false;                      // replicate channel: one message per pack
   size_t queue_capacity = 64;              // packs
+  // ... and at most this many payload bytes: a backlog is read ahead only this far (one
+  // larger pack still passes, alone).
+  size_t queue_bytes = 8 << 20;
   std::chrono::seconds unreachable_after{30};  // Kafka silent this long: report it
 };
 
@@ -71,9 +74,10 @@ class ChannelReader {
   std::atomic<int64_t> next_offset_{-1};
   std::atomic<int64_t> high_watermark_{-1};
 
-  mutable std::mutex mu_;  // guards queue_, health_, unknown_
+  mutable std::mutex mu_;  // guards queue_, queued_bytes_, health_, unknown_
   std::condition_variable space_cv_;
   std::deque<decode::Pack> queue_;
+  size_t queued_bytes_ = 0;  // payload bytes of the packs in queue_
   Status health_;
   std::map<int32_t, uint64_t> unknown_;
   std::unique_ptr<decode::PackAssembler> assembler_;  // DML channels only; reader thread only

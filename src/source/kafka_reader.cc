@@ -17,9 +17,11 @@ constexpr int64_t kMinFetchBytes = 10ll << 20;  // Milvus producers allow 10 MiB
 // Our defaults, applied before the caller's properties.
 const std::map<std::string, std::string>& DefaultProperties() {
   static const std::map<std::string, std::string> kDefaults = {
+      // Read-ahead of a backlog is bounded here (and by the ChannelReader's queue): a reader
+      // holds about one fetch plus this queue. The smallest values that pass a 10 MiB message.
       {"fetch.max.bytes", std::to_string(64 << 20)},
-      {"max.partition.fetch.bytes", std::to_string(16 << 20)},
-      {"queued.max.messages.kbytes", std::to_string(32 << 10)},  // prefetch bound per reader
+      {"max.partition.fetch.bytes", std::to_string(kMinFetchBytes)},
+      {"queued.max.messages.kbytes", std::to_string(kMinFetchBytes >> 10)},  // prefetch bound per reader
       {"fetch.wait.max.ms", "100"},                               // ticks arrive every 200 ms
       {"reconnect.backoff.max.ms", "5000"},
       {"socket.keepalive.enable", "true"},
