@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Replication benchmark of milvus-cdc on the local test bed (docs/performance.md).
+#
+#   bench/run.sh [options of bench/bench.py]     full run: 4 phases x (10 s warm-up + 120 s)
+#   bench/run.sh --window 30 --warmup 5          a shorter trial run
+#   bench/run.sh --help                          every option
+#
+# Brings the bed up with scripts/testbed.sh (reusing a running one; the default bed unless
+# TESTBED_RUN_DIR / TESTBED_PORT_OFFSET say otherwise) and takes it down at the end if it
+# started it (unless TESTBED_KEEP=1). Writes bench/results/<time>/{result.json,chart.png,cdc/}
+# and points bench/results/latest at it.
+#
+# Env: CDC_BINARY     the milvus-cdc to measure (default build/milvus-cdc, from `make build`)
+#      MILVUS_CDC_CACHE  cache of the plotting venv (default $HOME/.cache/milvus-cdc)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+CACHE=${MILVUS_CDC_CACHE:-$HOME/.cache/milvus-cdc}
+export CDC_BINARY=${CDC_BINARY:-$REPO/build/milvus-cdc}
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+for a in "$@"; do
+  if [ "$a" = -h ] || [ "$a" = --help ]; then
+    eval "$(bash scripts/testbed.sh env 2>/dev/null | grep '^PYTHON=')" || true
+    exec "${PYTHON:-python3}" bench/bench.py --help
+  fi
+done
+if [ ! -x "$CDC_BINARY" ]; then
+  echo "bench: $CDC_BINARY not found: run 'make build' or set CDC_BINARY" >&2
+  exit 1
+fi
+
+# The plotting venv: matplotlib only, keyed by bench/requirements.txt and the Python version.
+key=$( { cat bench/requirements.txt; python3 -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-12)
+PLOT_VENV=$CACHE/bench-venv-$key
+if [ ! -f "$PLOT_VENV/.complete" ]; then
+  log "creating the plotting venv $PLOT_VENV"
+  rm -rf "$PLOT_VENV"
+  if python3 -m venv "$PLOT_VENV" && "$PLOT_VENV/bin/python" -m pip install -q -r bench/requirements.txt; then
+    touch "$PLOT_VENV/.complete"
+  else
+    log "warning: could not build the plotting venv; the run goes on without a chart"
+  fi
+fi
+
+bed_was_up=0
+if bash scripts/testbed.sh status >/dev/null 2>&1; then bed_was_up=1; fi
+cleanup() {
+  rc=$?
+  if [ "$bed_was_up" = 0 ] && [ -z "${TESTBED_KEEP:-}" ]; then
+    log "test bed down (it was started by this run; TESTBED_KEEP=1 keeps it)"
+    bash scripts/testbed.sh down >/dev/null || true
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+bash scripts/testbed.sh up >/dev/null  # its progress goes to stderr
+eval "$(bash scripts/testbed.sh env | sed 's/^/export /')"
+
+stamp=$(date +%Y%m%d-%H%M%S)
+out=bench/results/$stamp
+mkdir -p "$out"
+log "load before the run: $(cut -d' ' -f1-3 /proc/loadavg); results in $out"
+"$PYTHON" bench/bench.py --out "$out" "$@"
+ln -sfn "$stamp" bench/results/latest
+if [ -f "$PLOT_VENV/.complete" ]; then
+  "$PLOT_VENV/bin/python" bench/plot.py "$out/result.json" "$out/chart.png"
+  log "chart: $out/chart.png"
+fi
