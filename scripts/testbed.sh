@@ -7,6 +7,14 @@
 #   scripts/testbed.sh status           one line per component; exit 0 only if all started ones are healthy
 #   scripts/testbed.sh env              KEY=VALUE lines for tests and tools
 #
+# One component of a running bed (COMPONENT: etcd, kafka, source, target, replica); for fault tests:
+#   scripts/testbed.sh stop COMPONENT [--kill]     SIGTERM with the usual grace, then SIGKILL
+#                                                  (--kill: SIGKILL at once). Data and config stay.
+#   scripts/testbed.sh start COMPONENT             start it again on its data and config; waits until healthy
+#   scripts/testbed.sh restart COMPONENT [--kill]  stop, then start
+#   scripts/testbed.sh freeze COMPONENT            SIGSTOP: port open but nothing answers; state kept
+#   scripts/testbed.sh thaw COMPONENT              SIGCONT
+#
 # Environment:
 #   MILVUS_CDC_CACHE        download cache (default $HOME/.cache/milvus-cdc)
 #   TESTBED_RUN_DIR         run data, pidfiles, logs (default <repo>/.testbed)
@@ -14,6 +22,7 @@
 #   TESTBED_HEALTH_TIMEOUT  seconds to wait for each Milvus /healthz (default 300)
 #   TESTBED_MILVUS_VERSION  PyPI `milvus` wheel to unpack (default 2.3.5, see docs/milvus-notes.md)
 #   TESTBED_KAFKA_VERSION   Kafka jars from Maven Central (default 3.9.1)
+#   TESTBED_MILVUS_STOP_TIMEOUT  SIGTERM grace for Milvus before SIGKILL (default 15)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -134,6 +143,7 @@ stop_components() {
     pid=$(pid_of "$c")
     if [[ -n "$pid" ]] && is_running "$c"; then
       log "stopping $c (pid $pid)"; kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid")
+      kill -CONT "$pid" 2>/dev/null || true   # a frozen process acts on SIGTERM only once continued
     fi
   done
   t0=$(now)
@@ -227,12 +237,22 @@ start_etcd() {
 }
 
 # ---------------------------------------------------------------- Kafka (KRaft, single combined node)
+KAFKA_JAVA_OPTS=(-Xms256m -Xmx512m -XX:MaxDirectMemorySize=256m -XX:+UseSerialGC
+  -XX:TieredStopAtLevel=1 -XX:-UsePerfData -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
+  "-Dlog4j.configuration=file:$REPO/testbed/log4j.properties" "-Dkafka.logs.dir=$RUN/kafka/logs")
 kafka_healthy() { kcat -L -b "127.0.0.1:$KAFKA_PORT" -m 3 2>/dev/null | grep -q "broker 1 at"; }
 start_kafka() {
   if is_running kafka; then log "kafka: reusing pid $(pid_of kafka)"; wait_for "kafka metadata" 120 kafka kafka_healthy; return; fi
   check_ports_free kafka "$KAFKA_PORT" "$KAFKA_CTRL_PORT"
   local d=$RUN/kafka
   mkdir -p "$d/data" "$d/logs"
+  if [[ -f "$d/data/meta.properties" ]]; then
+    # a restart (`start kafka`): same config, same data; the storage is formatted already
+    log "kafka: restarting on the existing data in $d/data"
+    start_bg kafka java "${KAFKA_JAVA_OPTS[@]}" -cp "$KAFKA_LIB/*" kafka.Kafka server.properties
+    wait_for "kafka metadata" 120 kafka kafka_healthy
+    return
+  fi
   cat > "$d/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
@@ -262,15 +282,12 @@ log.cleaner.dedupe.buffer.size=16777216
 log.retention.hours=168
 log.segment.bytes=67108864
 EOF
-  local java_opts=(-Xms256m -Xmx512m -XX:MaxDirectMemorySize=256m -XX:+UseSerialGC
-    -XX:TieredStopAtLevel=1 -XX:-UsePerfData -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
-    "-Dlog4j.configuration=file:$REPO/testbed/log4j.properties" "-Dkafka.logs.dir=$d/logs")
   # a KRaft cluster id is 16 random bytes in unpadded base64url (22 chars); no JVM needed
   local id; id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=' | cut -c1-22)
-  (cd "$d" && java "${java_opts[@]}" -cp "$KAFKA_LIB/*" kafka.tools.StorageTool \
+  (cd "$d" && java "${KAFKA_JAVA_OPTS[@]}" -cp "$KAFKA_LIB/*" kafka.tools.StorageTool \
       format --cluster-id="$id" --config=server.properties --ignore-formatted > format.log 2>&1) \
     || { cat "$d/format.log" >&2; die "kafka storage format failed"; }
-  start_bg kafka java "${java_opts[@]}" -cp "$KAFKA_LIB/*" kafka.Kafka server.properties
+  start_bg kafka java "${KAFKA_JAVA_OPTS[@]}" -cp "$KAFKA_LIB/*" kafka.Kafka server.properties
   wait_for "kafka metadata" 120 kafka kafka_healthy
 }
 
@@ -286,6 +303,8 @@ start_milvus() {
   check_ports_free "$comp" $(milvus_ports "$name")
   local d=$RUN/$comp
   mkdir -p "$d"
+  # a restart (`start source`) keeps the rendered config; the data (etcd root, local storage) stays
+  [[ -f "$d/conf/milvus.yaml" ]] && log "$comp: restarting on its existing config and data" || \
   "$PY" "$REPO/testbed/milvus_config.py" --template "$MILVUS_HOME/tmpl/config.yaml.template" \
     --instance-dir "$d" --etcd "127.0.0.1:$ETCD_PORT" --kafka "127.0.0.1:$KAFKA_PORT" \
     --port-shift $((M_SHIFT[$name] + OFF)) --root "${M_ROOT[$name]}" --prefix "${M_ROOT[$name]}" \
@@ -396,12 +415,13 @@ cmd_status() {
     pid=$(pid_of "$c"); state=stopped; rss=-
     if is_running "$c"; then
       started=$((started + 1))
-      case $c in
+      if frozen "$pid"; then ok=0; else case $c in
         etcd) etcd_healthy >/dev/null 2>&1 && ok=1 || ok=0 ;;
         kafka) kafka_healthy && ok=1 || ok=0 ;;
         milvus-*) milvus_healthy "${c#milvus-}" && ok=1 || ok=0 ;;
-      esac
+      esac; fi
       if ((ok)); then state=healthy; else state=unhealthy; rc=1; fi
+      if frozen "$pid"; then state=frozen; fi
       rss=$(awk '/VmRSS/ {printf "%d", $2/1024}' "/proc/$pid/status" 2>/dev/null || echo -)
     elif [[ -n "$pid" ]]; then
       state=dead; rc=1
@@ -442,10 +462,94 @@ CDC_ADDRESS=127.0.0.1:$CDC_PORT
 EOF
 }
 
+# ---------------------------------------------------------------- one component (fault tests)
+comp_dir() { # COMPONENT argument -> its dir under the run dir
+  case ${1:-} in
+    etcd|kafka) echo "$1" ;;
+    source|target|replica) echo "milvus-$1" ;;
+    milvus-source|milvus-target|milvus-replica) echo "$1" ;;
+    *) die "unknown component '${1:-}' (etcd, kafka, source, target, replica)" ;;
+  esac
+}
+
+frozen() { [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" == T ]]; }
+
+need_bed() {
+  [[ -f "$RUN/$MARKER" ]] || die "no test bed in $RUN (run \`scripts/testbed.sh up\` first)"
+}
+
+# stop COMPONENT [--kill]
+cmd_stop() {
+  local c kill=0 a pid t0
+  c=$(comp_dir "${1:-}"); shift || true
+  for a in "$@"; do case $a in --kill) kill=1 ;; *) die "stop: unknown option $a" ;; esac; done
+  need_bed
+  if ! is_running "$c"; then log "$c is not running"; rm -f "$RUN/$c/pid"; return 0; fi
+  pid=$(pid_of "$c"); t0=$(now)
+  if ((kill)); then
+    log "killing $c (pid $pid, SIGKILL)"
+    kill -KILL "$pid" 2>/dev/null || true
+    while alive "$pid" && (( $(now) - t0 < 20 )); do sleep 0.2; done
+    alive "$pid" && die "pid $pid survived SIGKILL"
+    rm -f "$RUN/$c/pid"
+  else
+    case $c in
+      milvus-*) stop_components "${TESTBED_MILVUS_STOP_TIMEOUT:-15}" "$c" ;;
+      *) stop_components 30 "$c" ;;
+    esac
+  fi
+  # the flock on Milvus's own pid file went with the process; remove the file like `down` does
+  if [[ $c == milvus-* ]]; then
+    rm -f "/run/milvus/standalone-tb-${c#milvus-}-$OFF.pid" "/tmp/milvus/standalone-tb-${c#milvus-}-$OFF.pid"
+  fi
+  log "$c stopped after $(( $(now) - t0 ))s"
+}
+
+# start COMPONENT: on its existing data and config; waits until healthy
+cmd_start() {
+  local c t0; c=$(comp_dir "${1:-}")
+  need_bed
+  if is_running "$c" && frozen "$(pid_of "$c")"; then
+    die "$c (pid $(pid_of "$c")) is frozen: \`scripts/testbed.sh thaw ${c#milvus-}\` first"
+  fi
+  t0=$(now)
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  ensure_tools
+  case $c in
+    etcd) start_etcd ;;
+    kafka) start_kafka ;;
+    milvus-*)
+      [[ -d "$RUN/$c" ]] || die "$c was never started in this bed (use \`up --replica\` for REPLICA)"
+      start_milvus "${c#milvus-}" ;;
+  esac
+  log "$c started after $(( $(now) - t0 ))s"
+}
+
+cmd_restart() {
+  local comp=${1:-}; shift || true
+  cmd_stop "$comp" "$@"
+  cmd_start "$comp"
+}
+
+# freeze / thaw COMPONENT: SIGSTOP / SIGCONT of its process
+cmd_signal() {
+  local sig=$1 c pid; c=$(comp_dir "${2:-}")
+  need_bed
+  is_running "$c" || die "$c is not running"
+  pid=$(pid_of "$c")
+  kill "-$sig" "$pid"
+  log "$c (pid $pid): SIG$sig"
+}
+
 case ${1:-} in
+  stop) shift; cmd_stop "$@" ;;
+  start) shift; cmd_start "$@" ;;
+  restart) shift; cmd_restart "$@" ;;
+  freeze) cmd_signal STOP "${2:-}" ;;
+  thaw) cmd_signal CONT "${2:-}" ;;
   up) shift; cmd_up "$@" ;;
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

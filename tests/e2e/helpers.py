@@ -74,6 +74,47 @@ def run_testbed(*args, timeout=1800, check=True):
     return r
 
 
+BED_COMPONENTS = ("etcd", "kafka", "source", "target", "replica")
+
+
+def bed_ctl(action, component, *flags, timeout=600):
+    """One component of the running bed: bed_ctl("restart", "kafka"), bed_ctl("stop", "target",
+    "--kill"), bed_ctl("freeze", "target"), ... (scripts/testbed.sh stop|start|restart|freeze|thaw).
+    Returns the seconds it took; raises RuntimeError with the script's output on failure."""
+    t0 = time.monotonic()
+    run_testbed(action, component, *flags, timeout=timeout)
+    return time.monotonic() - t0
+
+
+def bed_status():
+    """{component: state} from `scripts/testbed.sh status` (healthy, unhealthy, frozen, stopped,
+    dead), components named as bed_ctl takes them."""
+    out = {}
+    for line in run_testbed("status", check=False, timeout=120).stdout.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] in ("etcd", "kafka") + tuple("milvus-" + c for c in BED_COMPONENTS):
+            out[parts[0].replace("milvus-", "")] = parts[2]
+    return out
+
+
+def bed_pid(bed_env, component):
+    """PID in the component's pidfile (None when stopped)."""
+    d = {"etcd": "etcd", "kafka": "kafka"}.get(component, "milvus-" + component)
+    try:
+        return int((Path(bed_env["TESTBED_RUN_DIR"]) / d / "pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def bed_restore():
+    """After a fault test: thaw whatever is frozen, start whatever is stopped (`up` reuses the
+    running components and the data of the stopped ones), wait until all are healthy."""
+    for comp, state in bed_status().items():
+        if state == "frozen":
+            run_testbed("thaw", comp, check=False, timeout=60)
+    run_testbed("up", *(["--replica"] if os.environ.get("TESTBED_REPLICA") == "1" else []), timeout=900)
+
+
 def parse_env(text):
     env = {}
     for line in text.splitlines():
