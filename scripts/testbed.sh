@@ -472,6 +472,14 @@ comp_dir() { # COMPONENT argument -> its dir under the run dir
   esac
 }
 
+comp_ports() { # every port a component listens on
+  case $1 in
+    etcd) echo "$ETCD_PORT $ETCD_PEER_PORT" ;;
+    kafka) echo "$KAFKA_PORT $KAFKA_CTRL_PORT" ;;
+    milvus-*) milvus_ports "${1#milvus-}" ;;
+  esac
+}
+
 frozen() { [[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" == T ]]; }
 
 need_bed() {
@@ -498,6 +506,14 @@ cmd_stop() {
       *) stop_components 30 "$c" ;;
     esac
   fi
+  # A killed process's sockets can outlive its pid for a moment (its threads still exiting);
+  # `start` checks the ports, so wait for them here.
+  local p left
+  for p in $(comp_ports "$c"); do
+    while port_busy "$p" && (( $(now) - t0 < 60 )); do sleep 0.2; done
+    port_busy "$p" && left+=" $p"
+  done
+  [[ -z "${left:-}" ]] || log "WARNING: ports still in use after stopping $c:$left"
   # the flock on Milvus's own pid file went with the process; remove the file like `down` does
   if [[ $c == milvus-* ]]; then
     rm -f "/run/milvus/standalone-tb-${c#milvus-}-$OFF.pid" "/tmp/milvus/standalone-tb-${c#milvus-}-$OFF.pid"
