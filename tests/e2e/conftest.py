@@ -23,6 +23,7 @@ from helpers import parse_env, run_testbed
 def pytest_configure(config):
     # also registered in pytest.ini; kept here so the mark exists with any ini file
     config.addinivalue_line("markers", "bed: needs the local test bed (etcd, Kafka, Milvus)")
+    config.addinivalue_line("markers", "faults: restarts, freezes or kills parts of the bed (run apart: -m faults)")
 
 
 @pytest.fixture(scope="session")
