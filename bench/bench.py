@@ -264,7 +264,10 @@ class Bench:
         rep = b["replicated"].get(coll, 0) - a["replicated"].get(coll, 0)
         wrote = (b["writer_rows"] or 0) - (a["writer_rows"] or 0)
         cpu = b["cdc_cpu_s"] - a["cdc_cpu_s"]
+        gauges = sorted(x["cdc_lag_gauge_ms"] for x in self.sampler.samples
+                        if a["t"] <= x["t"] <= b["t"] and x.get("cdc_lag_gauge_ms") is not None)
         return {"window_s": round(dt, 1), "written_rows_per_s": wrote / dt, "replicated_rows_per_s": rep / dt,
+                "cdc_lag_gauge_ms_mean": sum(gauges) / len(gauges) if gauges else None,
                 "cdc_cpu_s": cpu, "replicated_rows": rep,
                 "machine_busy_pct": 100.0 * (b["machine_busy"] - a["machine_busy"]) /
                 max(1, b["machine_total"] - a["machine_total"]) * (os.cpu_count() or 1),

@@ -55,6 +55,11 @@ def main(src, dst):
         pts = [(m["acked"], m["lag_s"]) for m in res["markers"] if m["phase"] == name and m["lag_s"] is not None]
         if pts:
             ax2.scatter([p[0] for p in pts], [p[1] for p in pts], s=4, label=f"{name} markers")
+    gauge = [(x["t"], x["cdc_lag_gauge_ms"] / 1000.0) for x in res["samples"]
+             if x.get("cdc_lag_gauge_ms") is not None and x["cdc_lag_gauge_ms"] > 0]
+    if gauge:
+        ax2.plot([g[0] for g in gauge], [g[1] for g in gauge], color="#7f7f7f", lw=0.7,
+                 label="milvus_cdc_task_lag_ms (largest channel)")
     ax2.axhline(1.0, color="k", lw=0.8, ls="--")
     ax2.set_yscale("log")
     ax2.set_ylabel("ack -> visible on TARGET (s)")

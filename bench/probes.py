@@ -155,23 +155,31 @@ class CdcProcess:
 
     def replicated_rows(self):
         """Rows milvus-cdc applied to the target, per source collection name (insert api)."""
+        return self.progress()[0]
+
+    def progress(self):
+        """(rows applied per source collection, largest milvus_cdc_task_lag_ms over the DML
+        channels or None) from /cdc/metrics."""
         status, text = self.get("/cdc/metrics")
-        out = {}
+        rows, lag = {}, None
         if status != 200:
-            return out
+            return rows, lag
         for line in text.splitlines():
+            if line.startswith("milvus_cdc_task_lag_ms{"):
+                v = float(line.rsplit(" ", 1)[1])
+                lag = v if lag is None else max(lag, v)
             if not line.startswith("milvus_cdc_replicate_data_cnt{") or 'api_type="insert"' not in line:
                 continue
             labels, value = line.rsplit(" ", 1)
             name = labels.split('collection_name="', 1)[1].split('"', 1)[0]
-            out[name] = out.get(name, 0) + int(float(value))
-        return out
+            rows[name] = rows.get(name, 0) + int(float(value))
+        return rows, lag
 
 
 # ------------------------------------------------------------------------------ sampler
 class Sampler:
     """Once a second: milvus-cdc CPU seconds, RSS and peak RSS, rows it replicated per
-    collection, rows the active writer had acknowledged, the bed's Milvus/Kafka CPU and the
+    collection, its lag gauge (largest over the DML channels), rows the active writer had acknowledged, the bed's Milvus/Kafka CPU and the
     whole machine's busy share. Rows are kept in `samples` (list of dicts)."""
 
     def __init__(self, cdc, bed_pids, interval=1.0):
@@ -202,12 +210,12 @@ class Sampler:
         busy, total = machine_busy()
         mem = proc_mem_kb(self.cdc.pid)
         try:
-            replicated = self.cdc.replicated_rows()
+            replicated, lag_ms = self.cdc.progress()
         except OSError:
-            replicated = {}
+            replicated, lag_ms = {}, None
         s = {"t": time.monotonic(), "phase": self.phase, "cdc_cpu_s": proc_cpu_s(self.cdc.pid),
              "cdc_rss_kb": mem["VmRSS"], "cdc_hwm_kb": mem["VmHWM"], "cdc_anon_kb": mem["RssAnon"],
-             "cdc_file_kb": mem["RssFile"], "replicated": replicated,
+             "cdc_file_kb": mem["RssFile"], "replicated": replicated, "cdc_lag_gauge_ms": lag_ms,
              "writer_rows": self.writer.acked_rows if self.writer else None,
              "writer_collection": self.writer.collection if self.writer else None,
              "machine_busy": busy, "machine_total": total,
