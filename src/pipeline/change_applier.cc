@@ -257,7 +257,10 @@ Status ChangeApplier::ApplyPack(const source::SourceItem& item) {
         bytes += next.payload_bytes;
         ++k;
       }
-      RETURN_IF_ERROR(applier_->Insert(db, name, *send, upsert).WithContext(where));
+      // A batch is ours to give up: its columns move into the call instead of being copied.
+      Status sent = send == &batch ? applier_->Insert(db, name, std::move(batch), upsert)
+                                   : applier_->Insert(db, name, *req, upsert);
+      RETURN_IF_ERROR(sent.WithContext(where));
       rows_inserted_ += rows;
       metrics_->Add("milvus_cdc_replicate_data_cnt",
                     {{"task_id", task_id_}, {"collection_id", std::to_string(meta.id)}, {"collection_name", meta.name},

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <thread>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -283,37 +284,93 @@ Status MilvusApplier::DropPartition(const std::string& db, const std::string& co
   return st.ok() || IsMissing(st) ? Status::Ok() : st;
 }
 
-Status MilvusApplier::Insert(const std::string& db, const std::string& coll,
-                             const milvus::proto::msg::InsertRequest& src, bool upsert) {
-  auto fill = [&](auto* req) {
-    req->set_db_name(db);
-    req->set_collection_name(coll);
-    req->set_partition_name(src.partition_name());
-    req->set_num_rows(static_cast<uint32_t>(src.num_rows()));
-    for (const auto& fd : src.fields_data()) {
-      if (!fd.is_dynamic() && fd.field_id() > 0 && fd.field_id() < 100) continue;  // RowID, Timestamp
-      if (fd.field_name() == "RowID" || fd.field_name() == "Timestamp") continue;
-      *req->add_fields_data() = fd;
-    }
-  };
-  const char* rpc = upsert ? "Upsert" : "Insert";
+namespace {
+
+bool IsUserColumn(const schemapb::FieldData& fd) {
+  if (!fd.is_dynamic() && fd.field_id() > 0 && fd.field_id() < 100) return false;  // RowID, Timestamp
+  return fd.field_name() != "RowID" && fd.field_name() != "Timestamp";
+}
+
+template <typename Req>
+void SetInsertHeader(const std::string& db, const std::string& coll, const milvus::proto::msg::InsertRequest& src,
+                     Req* out) {
+  out->set_db_name(db);
+  out->set_collection_name(coll);
+  out->set_partition_name(src.partition_name());
+  out->set_num_rows(static_cast<uint32_t>(src.num_rows()));
+}
+
+}  // namespace
+
+template <typename Req>
+void CopyRowsInto(const std::string& db, const std::string& coll, const milvus::proto::msg::InsertRequest& src,
+                  Req* out) {
+  SetInsertHeader(db, coll, src, out);
+  for (const auto& fd : src.fields_data()) {
+    if (IsUserColumn(fd)) *out->add_fields_data() = fd;
+  }
+}
+
+template <typename Req>
+void MoveRowsInto(const std::string& db, const std::string& coll, milvus::proto::msg::InsertRequest&& src, Req* out) {
+  SetInsertHeader(db, coll, src, out);
+  for (auto& fd : *src.mutable_fields_data()) {
+    if (IsUserColumn(fd)) out->add_fields_data()->Swap(&fd);
+  }
+}
+
+template void CopyRowsInto(const std::string&, const std::string&, const milvus::proto::msg::InsertRequest&,
+                           milvuspb::InsertRequest*);
+template void CopyRowsInto(const std::string&, const std::string&, const milvus::proto::msg::InsertRequest&,
+                           milvuspb::UpsertRequest*);
+template void MoveRowsInto(const std::string&, const std::string&, milvus::proto::msg::InsertRequest&&,
+                           milvuspb::InsertRequest*);
+template void MoveRowsInto(const std::string&, const std::string&, milvus::proto::msg::InsertRequest&&,
+                           milvuspb::UpsertRequest*);
+
+template <typename Req>
+Status MilvusApplier::SendRows(const std::string& db, const std::string& coll, const Req& req, uint64_t rows) {
+  constexpr bool kUpsert = std::is_same_v<Req, milvuspb::UpsertRequest>;
+  const char* rpc = kUpsert ? "Upsert" : "Insert";
   Status st = WithRetry(std::string(rpc) + " into " + db + "." + coll, [&] {
     milvuspb::MutationResult resp;
     CallContext ctx(client_, db);
-    if (upsert) {
-      milvuspb::UpsertRequest req;
-      fill(&req);
-      grpc::Status call = client_->stub()->Upsert(ctx.get(), req, &resp);  // before reading resp.status()
-      return client_->CheckCall(call, resp.status(), rpc);
+    grpc::Status call;
+    if constexpr (kUpsert) {
+      call = client_->stub()->Upsert(ctx.get(), req, &resp);
+    } else {
+      call = client_->stub()->Insert(ctx.get(), req, &resp);
     }
-    milvuspb::InsertRequest req;
-    fill(&req);
-    grpc::Status call = client_->stub()->Insert(ctx.get(), req, &resp);  // before reading resp.status()
-    return client_->CheckCall(call, resp.status(), rpc);
+    return client_->CheckCall(call, resp.status(), rpc);  // after the call: resp.status() is set
   });
   if (!st.ok()) return ExplainWriteRefusal(st);
-  rows_inserted_ += static_cast<int64_t>(src.num_rows());
+  rows_inserted_ += static_cast<int64_t>(rows);
   return Status::Ok();
+}
+
+Status MilvusApplier::Insert(const std::string& db, const std::string& coll,
+                             const milvus::proto::msg::InsertRequest& src, bool upsert) {
+  if (upsert) {
+    milvuspb::UpsertRequest req;
+    CopyRowsInto(db, coll, src, &req);
+    return SendRows(db, coll, req, src.num_rows());
+  }
+  milvuspb::InsertRequest req;
+  CopyRowsInto(db, coll, src, &req);
+  return SendRows(db, coll, req, src.num_rows());
+}
+
+Status MilvusApplier::Insert(const std::string& db, const std::string& coll, milvus::proto::msg::InsertRequest&& src,
+                             bool upsert) {
+  const uint64_t rows = src.num_rows();
+  if (upsert) {
+    milvuspb::UpsertRequest req;
+    MoveRowsInto(db, coll, std::move(src), &req);
+    return SendRows(db, coll, req, rows);
+  }
+  milvuspb::InsertRequest req;
+  MoveRowsInto(db, coll, std::move(src), &req);
+  return SendRows(db, coll, req, rows);
 }
 
 Status MilvusApplier::Delete(const std::string& db, const std::string& coll, const std::string& partition,

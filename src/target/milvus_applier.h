@@ -58,8 +58,11 @@ class MilvusApplier {
   Status DropPartition(const std::string& db, const std::string& coll, const std::string& partition);
 
   // Writes the rows of a source insert message. `upsert` replaces rows with the same
-  // primary keys (used when re-reading after a restart).
+  // primary keys (used when re-reading after a restart). The request is built once, before
+  // any retry; the rvalue form moves the columns out of `src` (a batch the caller gives up)
+  // instead of copying them.
   Status Insert(const std::string& db, const std::string& coll, const milvus::proto::msg::InsertRequest& src, bool upsert);
+  Status Insert(const std::string& db, const std::string& coll, milvus::proto::msg::InsertRequest&& src, bool upsert);
   // Deletes by primary key (int64 or varchar), in chunks.
   Status Delete(const std::string& db, const std::string& coll, const std::string& partition,
                 const milvus::proto::schema::IDs& ids, const std::string& pk_field);
@@ -84,6 +87,9 @@ class MilvusApplier {
   // Runs `call` until it succeeds, fails with a non-retriable error, the budget is spent
   // or the task stops.
   Status WithRetry(const std::string& what, const std::function<Status()>& call);
+  // Sends a built milvus.InsertRequest or milvus.UpsertRequest of `rows` rows, with retry.
+  template <typename Req>
+  Status SendRows(const std::string& db, const std::string& coll, const Req& req, uint64_t rows);
   template <typename Req>
   using StubCall = grpc::Status (milvus::proto::milvus::MilvusService::Stub::*)(grpc::ClientContext*, const Req&,
                                                                               milvus::proto::common::Status*);
@@ -97,6 +103,15 @@ class MilvusApplier {
   int64_t rows_inserted_ = 0;
   int64_t rows_deleted_ = 0;
 };
+
+// The target call for the rows of a source insert: every user column (and the dynamic field)
+// of `src`, without RowID and Timestamp, into `db`.`coll`. Req is milvus.InsertRequest or
+// milvus.UpsertRequest. MoveRowsInto takes the columns out of `src` instead of copying them.
+template <typename Req>
+void CopyRowsInto(const std::string& db, const std::string& coll, const milvus::proto::msg::InsertRequest& src,
+                  Req* out);
+template <typename Req>
+void MoveRowsInto(const std::string& db, const std::string& coll, milvus::proto::msg::InsertRequest&& src, Req* out);
 
 // True for errors worth retrying (target down, overloaded, deadline, rate limited).
 bool IsRetriable(const Status& st);
