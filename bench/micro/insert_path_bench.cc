@@ -5,10 +5,11 @@
 //   Decode/<dim>        DecodeMessage of one 1 000-row Insert record as a 2.3 proxy writes it to
 //                       Kafka (the captured record's header, the bench schema's columns: int64 pk,
 //                       float vector, varchar, JSON), 128 and 768 dims
-//   BuildTarget/<dim>   the target call made from a decoded insert: milvus.InsertRequest with the
-//                       user columns (as MilvusApplier::Insert builds it), serialized as gRPC does
-//   HotPath/<dim>       one pack's worth: decode 4 records, merge them (AppendRows, as
-//                       ChangeApplier batches consecutive inserts), build and serialize the call
+//   BuildTarget/<dim>   the target call made from a decoded insert (CopyRowsInto, what
+//                       MilvusApplier::Insert sends for a single insert), serialized as gRPC does
+//   HotPath/<dim>       one pack's worth, as ChangeApplier does it: decode 4 records, merge them
+//                       (a copy of the first, AppendRows), move the batch into the call
+//                       (MoveRowsInto) and serialize it
 //
 // Rows/s are the items/s counters; MB/s (bytes_per_second) count the source record bytes.
 // Run: bench/micro.sh (or build the cdc_micro_bench target and run it).
@@ -26,6 +27,7 @@
 #include "msg.pb.h"
 #include "pipeline/change_applier.h"
 #include "schema.pb.h"
+#include "target/milvus_applier.h"
 
 namespace {
 
@@ -109,20 +111,6 @@ std::string SyntheticInsert(int dim, int64_t first_pk) {
   return req.SerializeAsString();
 }
 
-// MilvusApplier::Insert's request: every user column (and the dynamic field) of the source
-// insert, without RowID/Timestamp, under the target's names.
-void BuildTargetRequest(const msgpb::InsertRequest& src, milvuspb::InsertRequest* req) {
-  req->set_db_name("default");
-  req->set_collection_name("bench");
-  req->set_partition_name(src.partition_name());
-  req->set_num_rows(static_cast<uint32_t>(src.num_rows()));
-  for (const auto& fd : src.fields_data()) {
-    if (!fd.is_dynamic() && fd.field_id() > 0 && fd.field_id() < 100) continue;
-    if (fd.field_name() == "RowID" || fd.field_name() == "Timestamp") continue;
-    *req->add_fields_data() = fd;
-  }
-}
-
 Event MustDecode(const std::string& bytes, const Position& where) {
   auto ev = DecodeMessage(bytes, where);
   if (!ev.ok()) {
@@ -170,7 +158,7 @@ void BM_BuildTarget(benchmark::State& state) {
   std::string wire;
   for (auto _ : state) {
     milvuspb::InsertRequest req;
-    BuildTargetRequest(*src, &req);
+    cdc::target::CopyRowsInto("default", "bench", *src, &req);
     req.SerializeToString(&wire);
     benchmark::DoNotOptimize(wire.data());
   }
@@ -198,7 +186,7 @@ void BM_HotPath(benchmark::State& state) {
       if (!cdc::pipeline::AppendRows(&batch, *PayloadAs<msgpb::InsertRequest>(events[i]))) std::abort();
     }
     milvuspb::InsertRequest req;
-    BuildTargetRequest(batch, &req);
+    cdc::target::MoveRowsInto("default", "bench", std::move(batch), &req);
     req.SerializeToString(&wire);
     benchmark::DoNotOptimize(wire.data());
   }
