@@ -203,10 +203,17 @@ class Rig:
                 break
             time.sleep(min(2, dl.left()))
         if report is None or "error" in report or not all(r["ok"] for r in report.values()):
-            try:
-                report = self.compare()
-            except Exception as e:  # noqa: BLE001
-                report = {"error": repr(e)}
+            # the details of the difference: wait (bounded) for TARGET to answer queries again
+            end = time.monotonic() + 120
+            while True:
+                try:
+                    report = self.compare()
+                    break
+                except Exception as e:  # noqa: BLE001
+                    report = {"error": repr(e)}
+                    if time.monotonic() > end:
+                        break
+                    time.sleep(3)
         ok = "error" not in report and all(r["ok"] for r in report.values())
         log("%s after %.1fs: %r" % ("converged" if ok else "NOT converged", time.monotonic() - t0, {
             n: {k: v for k, v in r.items() if not k.endswith("sample")} for n, r in report.items()}
