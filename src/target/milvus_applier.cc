@@ -64,7 +64,10 @@ bool IsRetriable(const Status& st) {
     case StatusCode::kResourceExhausted:
       return true;
     default:
-      return MessageHas(st, {"rate limit", "too many requests", "not ready", "service unavailable", "not healthy"});
+      // Also a target still starting: its proxy answers while its own inner connections fail
+      // (seen after a restart of 2.3.5: "empty grpc client: failed to connect ... connection refused").
+      return MessageHas(st, {"rate limit", "too many requests", "not ready", "service unavailable", "not healthy",
+                             "empty grpc client", "connection refused", "error while dialing"});
   }
 }
 

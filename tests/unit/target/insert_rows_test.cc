@@ -1,5 +1,6 @@
 // CopyRowsInto / MoveRowsInto: the target call for a source insert keeps the user columns
 // (and the dynamic field), drops RowID and Timestamp, and a moved batch gives up its columns.
+// Also IsRetriable: which target errors are retried.
 #include <gtest/gtest.h>
 
 #include "target/milvus_applier.h"
@@ -81,6 +82,24 @@ TEST(InsertRowsTest, UpsertCallHasTheSameColumns) {
   ASSERT_EQ(req.fields_data_size(), 3);
   EXPECT_EQ(req.num_rows(), 2u);
   EXPECT_EQ(req.fields_data(1).vectors().dim(), 2);
+}
+
+}  // namespace
+}  // namespace cdc::target
+
+namespace cdc::target {
+namespace {
+
+TEST(IsRetriableTest, OutagesAndAStartingTargetAreRetriedBadRequestsAreNot) {
+  EXPECT_TRUE(IsRetriable(Status(StatusCode::kUnavailable, "Insert on t:19530: unavailable")));
+  EXPECT_TRUE(IsRetriable(Status(StatusCode::kDeadlineExceeded, "deadline exceeded")));
+  // What a 2.3.5 target answered right after its restart (code 65535, UnexpectedError).
+  EXPECT_TRUE(IsRetriable(Status(StatusCode::kInternal,
+                                 "Insert on 127.0.0.1:21630 failed: empty grpc client: failed to connect "
+                                 "127.0.0.1:24200, reason: connection error: desc = \"transport: error while "
+                                 "dialing: dial tcp 127.0.0.1:24200: connect: connection refused\" (code 65535)")));
+  EXPECT_FALSE(IsRetriable(Status(StatusCode::kInvalidArgument, "Insert failed: the dim of vec is 8, not 16")));
+  EXPECT_FALSE(IsRetriable(Status(StatusCode::kInternal, "Insert failed: some unexpected bug (code 65535)")));
 }
 
 }  // namespace
