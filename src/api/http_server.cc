@@ -9,8 +9,8 @@
 
 namespace cdc {
 
-HttpServer::HttpServer(HttpServerOptions options, CdcService* service, Metrics* metrics)
-    : options_(std::move(options)), service_(service), metrics_(metrics), server_(std::make_unique<httplib::Server>()) {}
+HttpServer::HttpServer(HttpServerOptions options, CdcService* service)
+    : options_(std::move(options)), service_(service), server_(std::make_unique<httplib::Server>()) {}
 
 HttpServer::~HttpServer() { Stop(); }
 

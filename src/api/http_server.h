@@ -8,7 +8,6 @@
 #include <thread>
 
 #include "api/cdc_service.h"
-#include "util/metrics.h"
 #include "util/status.h"
 
 namespace httplib {
@@ -26,7 +25,7 @@ struct HttpServerOptions {
 
 class HttpServer {
  public:
-  HttpServer(HttpServerOptions options, CdcService* service, Metrics* metrics);
+  HttpServer(HttpServerOptions options, CdcService* service);
   ~HttpServer();
 
   // Binds the port (an error names the address) and serves on a background thread.
@@ -37,7 +36,6 @@ class HttpServer {
  private:
   const HttpServerOptions options_;
   CdcService* const service_;
-  Metrics* const metrics_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };

@@ -73,7 +73,7 @@ class HttpServerTest : public ::testing::Test {
       o.port = port;
       o.max_body_bytes = 2048;
       o.version = "test-version";
-      auto server = std::make_unique<HttpServer>(o, service_.get(), &metrics_);
+      auto server = std::make_unique<HttpServer>(o, service_.get());
       if (server->Start().ok()) {
         server_ = std::move(server);
         port_ = port;
@@ -194,7 +194,7 @@ TEST_F(HttpServerTest, PortInUseIsAnError) {
   HttpServerOptions o;
   o.host = "127.0.0.1";
   o.port = busy.port();
-  HttpServer second(o, service_.get(), &metrics_);
+  HttpServer second(o, service_.get());
   Status st = second.Start();
   EXPECT_EQ(st.code(), StatusCode::kUnavailable);
   EXPECT_EQ(st.message(),
@@ -227,7 +227,7 @@ TEST(HttpServerLifecycleTest, StopRightAfterStartReturns) {
       HttpServerOptions o;
       o.host = "127.0.0.1";
       o.port = 0;  // any free port: nothing connects
-      HttpServer server(o, &service, &metrics);
+      HttpServer server(o, &service);
       if (!server.Start().ok()) _exit(2);
       server.Stop();
     }
