@@ -2,6 +2,7 @@
 #include <strings.h>
 
 #include <csignal>
+#include <ctime>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -18,6 +19,7 @@
 #include "target/milvus_client.h"
 #include "task/task_manager.h"
 #include "util/log.h"
+#include "util/memory.h"
 #include "util/metrics.h"
 #include "util/secret_box.h"
 
@@ -64,6 +66,7 @@ cdc::Status CheckTarget(const cdc::MilvusConnectParam& m) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  cdc::TuneAllocator();
   Flags flags;
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "inspect") {
@@ -162,12 +165,17 @@ int main(int argc, char** argv) {
   if (auto st = cdc::ParseHostPort(config.address, &http.host, &http.port); !st.ok()) return Fail(st.message());
   http.max_body_bytes = config.max_request_bytes;
   http.version = CDC_VERSION;
-  cdc::HttpServer server(http, &service, &metrics);
+  cdc::HttpServer server(http, &service);
   if (auto st = server.Start(); !st.ok()) return Fail(st.message());
   log->info("milvus-cdc {} ready on {}", CDC_VERSION, config.address);
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  // Wait for a stop signal; meanwhile hand freed memory back every second.
+  const timespec second{1, 0};
+  int sig = -1;
+  while (sig < 0) {
+    sig = sigtimedwait(&stop_signals, nullptr, &second);
+    if (sig < 0) cdc::ReleaseFreeMemory();
+  }
   log->info("signal {} received: stopping", sig);
   server.Stop();
   tasks.Shutdown();

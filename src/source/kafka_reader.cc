@@ -12,32 +12,35 @@ namespace cdc::source {
 
 namespace {
 
-constexpr int64_t kMinFetchBytes = 10ll << 20;  // Milvus producers allow 10 MiB messages
+constexpr int64_t kMaxMessageBytes = 10ll << 20;  // Milvus producers allow 10 MiB messages
 
 // Our defaults, applied before the caller's properties.
 const std::map<std::string, std::string>& DefaultProperties() {
   static const std::map<std::string, std::string> kDefaults = {
       // Read-ahead of a backlog is bounded here (and by the ChannelReader's queue): a reader
-      // holds about one fetch plus this queue. The smallest values that pass a 10 MiB message.
-      {"fetch.max.bytes", std::to_string(64 << 20)},
-      {"max.partition.fetch.bytes", std::to_string(kMinFetchBytes)},
-      {"queued.max.messages.kbytes", std::to_string(kMinFetchBytes >> 10)},  // prefetch bound per reader
-      {"fetch.wait.max.ms", "100"},                               // ticks arrive every 200 ms
+      // holds about one fetch plus this queue. A larger message still passes: the broker returns
+      // a first record batch whatever its size, and librdkafka grows its request to fit it.
+      // librdkafka < 2.1 waits a whole second before fetching again once this queue is full,
+      // so it must hold about a second of what the target takes; smaller costs throughput
+      // (docs/performance.md, "Memory").
+      {"fetch.max.bytes", std::to_string(4 << 20)},
+      {"max.partition.fetch.bytes", std::to_string(2 << 20)},
+      {"queued.max.messages.kbytes", "6144"},  // prefetch bound per reader
+      {"fetch.wait.max.ms", "100"},            // ticks arrive every 200 ms
       {"reconnect.backoff.max.ms", "5000"},
       {"socket.keepalive.enable", "true"},
   };
   return kDefaults;
 }
 
-// Limits (in bytes, or KiB for the queue) that must accept a 10 MiB message.
+// The one size limit that is a hard cut: a response larger than it is dropped as an error,
+// so it must take a 10 MiB message. Size properties must be numbers.
 Status CheckSizeLimit(const std::string& key, const std::string& value) {
-  int64_t min = 0;
-  if (key == "fetch.max.bytes" || key == "max.partition.fetch.bytes" || key == "fetch.message.max.bytes" ||
-      key == "receive.message.max.bytes") {
-    min = kMinFetchBytes;
-  } else if (key == "queued.max.messages.kbytes") {
-    min = kMinFetchBytes >> 10;
-  } else {
+  int64_t min = 1;
+  if (key == "receive.message.max.bytes") {
+    min = kMaxMessageBytes + (1 << 20);
+  } else if (key != "fetch.max.bytes" && key != "max.partition.fetch.bytes" && key != "fetch.message.max.bytes" &&
+             key != "queued.max.messages.kbytes") {
     return Status::Ok();
   }
   int64_t v = 0;
@@ -50,7 +53,7 @@ Status CheckSizeLimit(const std::string& key, const std::string& value) {
   }
   if (v < min) {
     return InvalidArgument("kafka property " + key + "=" + value + " is below " + std::to_string(min) +
-                           ": Milvus log messages reach 10 MiB");
+                           (min > 1 ? ": Milvus log messages reach 10 MiB" : ""));
   }
   return Status::Ok();
 }

@@ -218,10 +218,14 @@ TEST(KafkaReaderTest, RejectsBadConfig) {
   EXPECT_EQ(KafkaChannelReader::Open(c, "", StartAt::Earliest()).status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(KafkaChannelReader::Open(c, "t", StartAt::Offset(-2)).status().code(), StatusCode::kInvalidArgument);
 
-  c.properties["fetch.max.bytes"] = "1000000";
+  c.properties["receive.message.max.bytes"] = "1000000";
   auto r = KafkaChannelReader::Open(c, "t", StartAt::Earliest());
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("10 MiB"));
+  c.properties = {{"max.partition.fetch.bytes", "1MB"}};
+  r = KafkaChannelReader::Open(c, "t", StartAt::Earliest());
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("max.partition.fetch.bytes='1MB' is not a number"));
 
   c.properties = {{"no.such.property", "1"}};
   r = KafkaChannelReader::Open(c, "t", StartAt::Earliest());
