@@ -20,6 +20,7 @@ and prints a table; bench/plot.py draws the chart.
 import argparse
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -428,6 +429,7 @@ def main():
     out_dir.mkdir(parents=True, exist_ok=True)
 
     info = machine_info()
+    info["time_tick_ms"] = bed_time_tick_ms(os.environ.get("TESTBED_RUN_DIR", ""))
     t_wall = time.time()
     bench = Bench(args, bed, out_dir)
     summary = bench.run()
@@ -449,6 +451,16 @@ def main():
     print_table(result)
     log(f"results: {out_dir / 'result.json'}")
     return 0
+
+
+def bed_time_tick_ms(run_dir):
+    """proxy.timeTickInterval of the bed's SOURCE, as rendered by testbed/milvus_config.py."""
+    conf = Path(run_dir) / "milvus-source" / "conf" / "milvus.yaml"
+    try:
+        m = re.search(r"^proxy:\n(?:[ ].*\n)*?  timeTickInterval: *(\d+)", conf.read_text(), re.M)
+        return int(m.group(1)) if m else None
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":

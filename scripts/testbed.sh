@@ -23,6 +23,7 @@
 #   TESTBED_MILVUS_VERSION  PyPI `milvus` wheel to unpack (default 2.3.5, see docs/milvus-notes.md)
 #   TESTBED_KAFKA_VERSION   Kafka jars from Maven Central (default 3.9.1)
 #   TESTBED_MILVUS_STOP_TIMEOUT  SIGTERM grace for Milvus before SIGKILL (default 15)
+#   TESTBED_TIME_TICK_MS    Milvus proxy.timeTickInterval of a new bed (default 500; Milvus's own is 200)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,6 +34,7 @@ HEALTH_TIMEOUT=${TESTBED_HEALTH_TIMEOUT:-300}
 MILVUS_VERSION=${TESTBED_MILVUS_VERSION:-2.3.5}
 KAFKA_VERSION=${TESTBED_KAFKA_VERSION:-3.9.1}
 DML_CHANNELS=4
+TIME_TICK_MS=${TESTBED_TIME_TICK_MS:-500}
 MARKER=.milvus-cdc-testbed   # only a run dir holding this file is ever deleted
 
 # ---------------------------------------------------------------- ports (testbed.md §1)
@@ -308,7 +310,8 @@ start_milvus() {
   "$PY" "$REPO/testbed/milvus_config.py" --template "$MILVUS_HOME/tmpl/config.yaml.template" \
     --instance-dir "$d" --etcd "127.0.0.1:$ETCD_PORT" --kafka "127.0.0.1:$KAFKA_PORT" \
     --port-shift $((M_SHIFT[$name] + OFF)) --root "${M_ROOT[$name]}" --prefix "${M_ROOT[$name]}" \
-    --tt-msg-enabled "${M_TT[$name]}" --dml-channels "$DML_CHANNELS"
+    --tt-msg-enabled "${M_TT[$name]}" --dml-channels "$DML_CHANNELS" \
+    --time-tick-ms "$TIME_TICK_MS"
   # env -i: Milvus 2.3 reads every environment variable as a config key.
   # -alias: names the flock-ed pid file in Milvus's runtime dir; must differ per instance.
   start_bg "$comp" env -i PATH=/usr/bin:/bin HOME="$d" MILVUSCONF="$d/conf/" \

@@ -112,7 +112,7 @@ def overrides(a):
         "log.stdout": False,
         # --- trimming for a 2-core host (testbed.md §5)
         "rootCoord.dmlChannelNum": a.dml_channels,
-        "proxy.timeTickInterval": 500,
+        "proxy.timeTickInterval": a.time_tick_ms,
         "quotaAndLimits.enabled": False,
         "common.threadCoreCoefficient.highPriority": 2,
         "common.threadCoreCoefficient.middlePriority": 1,
@@ -161,6 +161,8 @@ def main():
     p.add_argument("--prefix", required=True)
     p.add_argument("--tt-msg-enabled", choices=["true", "false"], required=True)
     p.add_argument("--dml-channels", type=int, default=4)
+    p.add_argument("--time-tick-ms", type=int, default=500,
+                   help="proxy.timeTickInterval (Milvus's default is 200; 500 spares a 2-core host)")
     a = p.parse_args()
 
     inst = os.path.abspath(a.instance_dir)
