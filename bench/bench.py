@@ -430,6 +430,7 @@ def main():
 
     info = machine_info()
     info["time_tick_ms"] = bed_time_tick_ms(os.environ.get("TESTBED_RUN_DIR", ""))
+    log(f"the bed's Milvus time tick: {info['time_tick_ms']} ms")
     t_wall = time.time()
     bench = Bench(args, bed, out_dir)
     summary = bench.run()

@@ -11,12 +11,15 @@
 # and points bench/results/latest at it.
 #
 # Env: CDC_BINARY     the milvus-cdc to measure (default build/milvus-cdc, from `make build`)
+#      TESTBED_TIME_TICK_MS  Milvus time tick of a bed this run starts (default 200, Milvus's own;
+#                       a running bed keeps its tick, which result.json records)
 #      MILVUS_CDC_CACHE  cache of the plotting venv (default $HOME/.cache/milvus-cdc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 CACHE=${MILVUS_CDC_CACHE:-$HOME/.cache/milvus-cdc}
 export CDC_BINARY=${CDC_BINARY:-$REPO/build/milvus-cdc}
+export TESTBED_TIME_TICK_MS=${TESTBED_TIME_TICK_MS:-200}
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 for a in "$@"; do
