@@ -1,6 +1,8 @@
 """Replication tasks with their own scope, each on a server of its own (no other task
 writes to TARGET meanwhile): the start position, schema clashes, renames, and a target
 that refuses plain writes."""
+import contextlib
+
 import pytest
 from pymilvus import Collection, utility
 
@@ -12,26 +14,35 @@ import workload
 pytestmark = pytest.mark.bed
 
 
-def test_existing_collection_is_created_when_a_task_starts(tmp_path, bed_env, source, target):
-    name = unique_name("pre")
-    src = workload.create_collection("source", name, shards=1)
-    src.insert(workload.rows(list(range(10))))
-    srv = CdcServer(tmp_path / "pre", bed_env=bed_env).start()
+@contextlib.contextmanager
+def one_collection_task(tmp_path, bed_env, name):
+    """A server of its own whose one task copies `name` to TARGET; entered once TARGET has it."""
+    srv = CdcServer(tmp_path / name, bed_env=bed_env).start()
     try:
         reply = srv.post("create", {"milvus_connect_param": {"uri": bed_env["TARGET_MILVUS_URI"]},
                                     "collection_infos": [{"name": name}]})
         assert reply["code"] == 200, reply
         wait_until(lambda: target_has(name), TIMEOUT, what=f"{name} created on TARGET at task start")
-        tgt = Collection(name, using="target")
-        assert workload.field_summary(tgt) == workload.field_summary(src)
-        # Copying starts at "latest": rows written from now on arrive, older ones do not.
-        src.insert(workload.rows(list(range(100, 120))))
-        workload.ensure_index_and_load(src)
-        tgt = loaded_target(name)
-        wait_until(lambda: set(workload.all_rows(tgt)) == set(range(100, 120)), TIMEOUT,
-                   what="the 20 rows written after the task started")
+        yield srv
     finally:
         srv.stop()
+
+
+def test_existing_collection_is_created_when_a_task_starts(tmp_path, bed_env, source, target):
+    name = unique_name("pre")
+    src = workload.create_collection("source", name, shards=1)
+    src.insert(workload.rows(list(range(10))))
+    try:
+        with one_collection_task(tmp_path, bed_env, name):
+            tgt = Collection(name, using="target")
+            assert workload.field_summary(tgt) == workload.field_summary(src)
+            # Copying starts at "latest": rows written from now on arrive, older ones do not.
+            src.insert(workload.rows(list(range(100, 120))))
+            workload.ensure_index_and_load(src)
+            tgt = loaded_target(name)
+            wait_until(lambda: set(workload.all_rows(tgt)) == set(range(100, 120)), TIMEOUT,
+                       what="the 20 rows written after the task started")
+    finally:
         src.drop()
 
 
@@ -126,20 +137,15 @@ def test_collection_loaded_before_the_task_is_loaded_on_the_target(tmp_path, bed
     src = workload.create_collection("source", name, shards=1)
     src.insert(workload.rows(list(range(10))))
     workload.ensure_index_and_load(src)  # index and load before any task exists
-    srv = CdcServer(tmp_path / "preload", bed_env=bed_env).start()
     try:
-        reply = srv.post("create", {"milvus_connect_param": {"uri": bed_env["TARGET_MILVUS_URI"]},
-                                    "collection_infos": [{"name": name}]})
-        assert reply["code"] == 200, reply
-        wait_until(lambda: target_has(name), TIMEOUT, what=f"{name} created on TARGET at task start")
-        wait_until(lambda: str(utility.load_state(name, using="target")).endswith("Loaded"), TIMEOUT,
-                   what=f"{name} loaded on TARGET, as on SOURCE")
-        tgt = Collection(name, using="target")
-        assert [i.params for i in tgt.indexes] == [i.params for i in src.indexes]
-        src.insert(workload.rows(list(range(100, 110))))
-        wait_until(lambda: len(workload.all_rows(tgt)) == 10, TIMEOUT, what="rows written after the start")
+        with one_collection_task(tmp_path, bed_env, name):
+            wait_until(lambda: str(utility.load_state(name, using="target")).endswith("Loaded"), TIMEOUT,
+                       what=f"{name} loaded on TARGET, as on SOURCE")
+            tgt = Collection(name, using="target")
+            assert [i.params for i in tgt.indexes] == [i.params for i in src.indexes]
+            src.insert(workload.rows(list(range(100, 110))))
+            wait_until(lambda: len(workload.all_rows(tgt)) == 10, TIMEOUT, what="rows written after the start")
     finally:
-        srv.stop()
         src.drop()
         if target_has(name):
             Collection(name, using="target").drop()
