@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <thread>
+#include <optional>
 #include <type_traits>
 
 #include <nlohmann/json.hpp>
@@ -117,6 +118,22 @@ std::string SchemaDifference(const schemapb::CollectionSchema& source, const sch
   }
   return "";
 }
+
+namespace {
+
+// The same rows as an Upsert (both requests carry the same fields).
+milvuspb::UpsertRequest UpsertOf(const milvuspb::InsertRequest& insert) {
+  milvuspb::UpsertRequest u;
+  u.set_db_name(insert.db_name());
+  u.set_collection_name(insert.collection_name());
+  u.set_partition_name(insert.partition_name());
+  *u.mutable_fields_data() = insert.fields_data();
+  *u.mutable_hash_keys() = insert.hash_keys();
+  u.set_num_rows(insert.num_rows());
+  return u;
+}
+
+}  // namespace
 
 MilvusApplier::MilvusApplier(MilvusClient* client, RetryPolicy retry, const std::atomic<bool>* stopping)
     : client_(client), retry_(retry), stopping_(stopping) {}
@@ -334,17 +351,28 @@ template void MoveRowsInto(const std::string&, const std::string&, milvus::proto
 template <typename Req>
 Status MilvusApplier::SendRows(const std::string& db, const std::string& coll, const Req& req, uint64_t rows) {
   constexpr bool kUpsert = std::is_same_v<Req, milvuspb::UpsertRequest>;
-  const char* rpc = kUpsert ? "Upsert" : "Insert";
-  Status st = WithRetry(std::string(rpc) + " into " + db + "." + coll, [&] {
+  // An Insert that failed may still have been applied (a deadline that expired while TARGET
+  // was stalled, a connection lost after sending): inserting again would double its rows.
+  // So every retry of an Insert is an Upsert of the same rows, which is the same if the
+  // first attempt was lost and replaces the rows if it was not (target pks are never auto).
+  std::optional<milvuspb::UpsertRequest> retry_as_upsert;
+  int attempts = 0;
+  Status st = WithRetry(std::string(kUpsert ? "Upsert" : "Insert") + " into " + db + "." + coll, [&] {
     milvuspb::MutationResult resp;
     CallContext ctx(client_, db);
     grpc::Status call;
     if constexpr (kUpsert) {
       call = client_->stub()->Upsert(ctx.get(), req, &resp);
+      return client_->CheckCall(call, resp.status(), "Upsert");  // after the call: resp.status() is set
     } else {
-      call = client_->stub()->Insert(ctx.get(), req, &resp);
+      if (++attempts == 1) {
+        call = client_->stub()->Insert(ctx.get(), req, &resp);
+        return client_->CheckCall(call, resp.status(), "Insert");
+      }
+      if (!retry_as_upsert) retry_as_upsert = UpsertOf(req);
+      call = client_->stub()->Upsert(ctx.get(), *retry_as_upsert, &resp);
+      return client_->CheckCall(call, resp.status(), "Upsert (retrying an Insert)");
     }
-    return client_->CheckCall(call, resp.status(), rpc);  // after the call: resp.status() is set
   });
   if (!st.ok()) return ExplainWriteRefusal(st);
   rows_inserted_ += static_cast<int64_t>(rows);

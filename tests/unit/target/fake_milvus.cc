@@ -56,6 +56,34 @@ grpc::Status FakeMilvus::Misbehave(grpc::ServerContext* ctx, common::Status* sta
   }
 }
 
+template <typename Req>
+grpc::Status FakeMilvus::Write(grpc::ServerContext* ctx, const char* method, const Req& req,
+                               mpb::MutationResult* resp) {
+  Call call = Record(ctx, method);
+  call.collection = req.db_name() + "." + req.collection_name();
+  call.fields.assign(req.fields_data().begin(), req.fields_data().end());
+  call.num_rows = req.num_rows();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    calls_.push_back(std::move(call));
+  }
+  Mode once = Mode::kApplyThenHangOnce;
+  if (mode_.compare_exchange_strong(once, Mode::kOk)) {
+    // Applied, but the answer never comes: like a target stalled after it took the write.
+    while (!ctx->IsCancelled() && !released_) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return grpc::Status(grpc::StatusCode::CANCELLED, "gave up");
+  }
+  return Misbehave(ctx, resp->mutable_status());
+}
+
+grpc::Status FakeMilvus::Insert(grpc::ServerContext* ctx, const mpb::InsertRequest* req, mpb::MutationResult* resp) {
+  return Write(ctx, "Insert", *req, resp);
+}
+
+grpc::Status FakeMilvus::Upsert(grpc::ServerContext* ctx, const mpb::UpsertRequest* req, mpb::MutationResult* resp) {
+  return Write(ctx, "Upsert", *req, resp);
+}
+
 grpc::Status FakeMilvus::Connect(grpc::ServerContext* ctx, const mpb::ConnectRequest* req,
                                  mpb::ConnectResponse* resp) {
   Call call = Record(ctx, "Connect");

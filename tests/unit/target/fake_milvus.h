@@ -1,6 +1,6 @@
 // FakeMilvus: an in-process MilvusService for MilvusClient tests, the fake at the target seam.
-// It implements Connect and GetVersion only, records the metadata each call carried, and can be
-// told to fail or hang. FakeMilvusServer runs it on a free 127.0.0.1 port.
+// It implements Connect, GetVersion, Insert and Upsert, records the metadata each call carried
+// (and the rows of writes), and can be told to fail or hang. FakeMilvusServer runs it on a free 127.0.0.1 port.
 // Thread-safety: the service is called on gRPC threads; all recorded state is under mu_.
 #pragma once
 
@@ -26,6 +26,7 @@ class FakeMilvus final : public milvus::proto::milvus::MilvusService::Service {
     kLegacyStatusError,     // common.Status with only the deprecated `error_code`
     kHang,                  // never answers until the caller gives up
     kUnauthenticated,       // gRPC UNAUTHENTICATED, message echoes the credentials
+    kApplyThenHangOnce,     // the next write is recorded (applied), then hangs; later calls are kOk
   };
   static constexpr int64_t kIdentifier = 4242;
 
@@ -35,11 +36,18 @@ class FakeMilvus final : public milvus::proto::milvus::MilvusService::Service {
                        milvus::proto::milvus::ConnectResponse* resp) override;
   grpc::Status GetVersion(grpc::ServerContext* ctx, const milvus::proto::milvus::GetVersionRequest* req,
                           milvus::proto::milvus::GetVersionResponse* resp) override;
+  grpc::Status Insert(grpc::ServerContext* ctx, const milvus::proto::milvus::InsertRequest* req,
+                      milvus::proto::milvus::MutationResult* resp) override;
+  grpc::Status Upsert(grpc::ServerContext* ctx, const milvus::proto::milvus::UpsertRequest* req,
+                      milvus::proto::milvus::MutationResult* resp) override;
 
   struct Call {
     std::string method;
     std::multimap<std::string, std::string> metadata;
     std::string client_sdk_type, client_user;
+    std::string collection;                 // writes: db.collection
+    std::vector<milvus::proto::schema::FieldData> fields;  // writes: the columns
+    uint32_t num_rows = 0;
   };
   std::vector<Call> calls();
   // Makes hanging handlers return (called before server shutdown).
@@ -48,6 +56,9 @@ class FakeMilvus final : public milvus::proto::milvus::MilvusService::Service {
  private:
   Call Record(grpc::ServerContext* ctx, const char* method);
   grpc::Status Misbehave(grpc::ServerContext* ctx, milvus::proto::common::Status* status);
+  template <typename Req>
+  grpc::Status Write(grpc::ServerContext* ctx, const char* method, const Req& req,
+                     milvus::proto::milvus::MutationResult* resp);
 
   std::atomic<Mode> mode_{Mode::kOk};
   std::atomic<bool> released_{false};

@@ -7,10 +7,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
 #include "fake_milvus.h"
+#include "target/milvus_applier.h"
 
 namespace cdc::target {
 namespace {
@@ -279,6 +281,46 @@ TEST(MilvusClientTest, BadUriAndDbNameAreRejected) {
   client = MilvusClient::Connect(p);
   ASSERT_FALSE(client.ok());
   EXPECT_NE(client.status().message().find("bad db_name"), std::string::npos);
+}
+
+// A target that took an Insert but never answered (stalled past the call timeout): the retry
+// must not insert the rows a second time. It goes as an Upsert of the same rows.
+TEST(MilvusApplierRetryTest, AnInsertThatTimedOutIsRetriedAsAnUpsertOfTheSameRows) {
+  FakeMilvusServer server;
+  ConnectParams p = ParamsFor(server.address());
+  p.call_timeout_s = 1;
+  auto client = MilvusClient::Connect(p);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  std::atomic<bool> stopping{false};
+  MilvusApplier applier(client->get(), RetryPolicy{5, std::chrono::milliseconds(10), std::chrono::milliseconds(20)},
+                        &stopping);
+
+  milvus::proto::msg::InsertRequest src;
+  src.set_num_rows(3);
+  auto* pk = src.add_fields_data();
+  pk->set_field_name("pk");
+  pk->set_field_id(100);
+  pk->set_type(milvus::proto::schema::DataType::Int64);
+  for (int64_t v : {1, 2, 3}) pk->mutable_scalars()->mutable_long_data()->add_data(v);
+
+  server.service().set_mode(FakeMilvus::Mode::kApplyThenHangOnce);
+  ASSERT_TRUE(applier.Insert("db1", "c1", src, /*upsert=*/false).ok());
+
+  std::vector<FakeMilvus::Call> writes;
+  for (auto& c : server.service().calls()) {
+    if (c.method == "Insert" || c.method == "Upsert") writes.push_back(c);
+  }
+  ASSERT_EQ(writes.size(), 2u);
+  EXPECT_EQ(writes[0].method, "Insert");
+  EXPECT_EQ(writes[1].method, "Upsert");
+  for (const auto& w : writes) {
+    EXPECT_EQ(w.collection, "db1.c1");
+    EXPECT_EQ(w.num_rows, 3u);
+    ASSERT_EQ(w.fields.size(), 1u);
+    EXPECT_EQ(w.fields[0].scalars().long_data().data_size(), 3);
+    EXPECT_EQ(w.fields[0].scalars().long_data().data(2), 3);
+  }
+  EXPECT_EQ(applier.rows_inserted(), 3);
 }
 
 }  // namespace
