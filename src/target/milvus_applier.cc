@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
-#include <thread>
 #include <optional>
+#include <thread>
 #include <type_traits>
 
 #include <nlohmann/json.hpp>

@@ -31,6 +31,11 @@ FakeMilvus::Call FakeMilvus::Record(grpc::ServerContext* ctx, const char* method
   return call;
 }
 
+grpc::Status FakeMilvus::HangUntilCancelled(grpc::ServerContext* ctx) {
+  while (!ctx->IsCancelled() && !released_) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return grpc::Status(grpc::StatusCode::CANCELLED, "gave up");
+}
+
 grpc::Status FakeMilvus::Misbehave(grpc::ServerContext* ctx, common::Status* status) {
   switch (mode_.load()) {
     case Mode::kStatusError:
@@ -42,8 +47,7 @@ grpc::Status FakeMilvus::Misbehave(grpc::ServerContext* ctx, common::Status* sta
       status->set_reason("something broke");
       return grpc::Status::OK;
     case Mode::kHang:
-      while (!ctx->IsCancelled() && !released_) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      return grpc::Status(grpc::StatusCode::CANCELLED, "gave up");
+      return HangUntilCancelled(ctx);
     case Mode::kUnauthenticated: {
       std::string echoed;
       auto it = ctx->client_metadata().find("authorization");
@@ -69,9 +73,7 @@ grpc::Status FakeMilvus::Write(grpc::ServerContext* ctx, const char* method, con
   }
   Mode once = Mode::kApplyThenHangOnce;
   if (mode_.compare_exchange_strong(once, Mode::kOk)) {
-    // Applied, but the answer never comes: like a target stalled after it took the write.
-    while (!ctx->IsCancelled() && !released_) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    return grpc::Status(grpc::StatusCode::CANCELLED, "gave up");
+    return HangUntilCancelled(ctx);  // applied, but the answer never comes: a stalled target
   }
   return Misbehave(ctx, resp->mutable_status());
 }

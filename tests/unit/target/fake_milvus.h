@@ -56,6 +56,7 @@ class FakeMilvus final : public milvus::proto::milvus::MilvusService::Service {
  private:
   Call Record(grpc::ServerContext* ctx, const char* method);
   grpc::Status Misbehave(grpc::ServerContext* ctx, milvus::proto::common::Status* status);
+  grpc::Status HangUntilCancelled(grpc::ServerContext* ctx);
   template <typename Req>
   grpc::Status Write(grpc::ServerContext* ctx, const char* method, const Req& req,
                      milvus::proto::milvus::MutationResult* resp);

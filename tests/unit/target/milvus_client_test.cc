@@ -33,6 +33,12 @@ ConnectParams ParamsFor(const std::string& address) {
   return p;
 }
 
+ConnectParams OneSecondCalls(FakeMilvusServer& server) {
+  ConnectParams p = ParamsFor(server.address());
+  p.call_timeout_s = 1;
+  return p;
+}
+
 TEST(MilvusClientTest, ConnectSendsAuthAndDbMetadata) {
   FakeMilvusServer server;
   ConnectParams p = ParamsFor(server.address());
@@ -190,9 +196,7 @@ TEST(MilvusClientTest, SilentTcpPeerHitsConnectDeadline) {
 
 TEST(MilvusClientTest, CallTimeoutAppliesToLaterCalls) {
   FakeMilvusServer server;
-  ConnectParams p = ParamsFor(server.address());
-  p.call_timeout_s = 1;
-  auto client = MilvusClient::Connect(p);
+  auto client = MilvusClient::Connect(OneSecondCalls(server));
   ASSERT_TRUE(client.ok()) << client.status().ToString();
   server.service().set_mode(FakeMilvus::Mode::kHang);
   auto start = Clock::now();
@@ -287,9 +291,7 @@ TEST(MilvusClientTest, BadUriAndDbNameAreRejected) {
 // must not insert the rows a second time. It goes as an Upsert of the same rows.
 TEST(MilvusApplierRetryTest, AnInsertThatTimedOutIsRetriedAsAnUpsertOfTheSameRows) {
   FakeMilvusServer server;
-  ConnectParams p = ParamsFor(server.address());
-  p.call_timeout_s = 1;
-  auto client = MilvusClient::Connect(p);
+  auto client = MilvusClient::Connect(OneSecondCalls(server));
   ASSERT_TRUE(client.ok()) << client.status().ToString();
   std::atomic<bool> stopping{false};
   MilvusApplier applier(client->get(), RetryPolicy{5, std::chrono::milliseconds(10), std::chrono::milliseconds(20)},
