@@ -32,7 +32,7 @@ struct ChannelReaderOptions {
   size_t queue_capacity = 64;              // packs
   // ... and at most this many payload bytes: a backlog is read ahead only this far (one
   // larger pack still passes, alone).
-  size_t queue_bytes = 4 << 20;
+  size_t queue_bytes = 2 << 20;
   std::chrono::seconds unreachable_after{30};  // Kafka silent this long: report it
 };
 

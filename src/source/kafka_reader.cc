@@ -13,6 +13,7 @@ namespace cdc::source {
 namespace {
 
 constexpr int64_t kMaxMessageBytes = 10ll << 20;  // Milvus producers allow 10 MiB messages
+constexpr int kStallMs = 20;  // nothing queued this long despite a backlog: the fetcher sleeps
 
 // Our defaults, applied before the caller's properties.
 const std::map<std::string, std::string>& DefaultProperties() {
@@ -20,12 +21,11 @@ const std::map<std::string, std::string>& DefaultProperties() {
       // Read-ahead of a backlog is bounded here (and by the ChannelReader's queue): a reader
       // holds about one fetch plus this queue. A larger message still passes: the broker returns
       // a first record batch whatever its size, and librdkafka grows its request to fit it.
-      // librdkafka < 2.1 waits a whole second before fetching again once this queue is full,
-      // so it must hold about a second of what the target takes; smaller costs throughput
+      // A small queue costs no throughput because Poll wakes a fetcher parked on a full queue
       // (docs/performance.md, "Memory").
-      {"fetch.max.bytes", std::to_string(4 << 20)},
-      {"max.partition.fetch.bytes", std::to_string(2 << 20)},
-      {"queued.max.messages.kbytes", "6144"},  // prefetch bound per reader
+      {"fetch.max.bytes", std::to_string(2 << 20)},
+      {"max.partition.fetch.bytes", std::to_string(1 << 20)},
+      {"queued.max.messages.kbytes", "2048"},  // prefetch bound per reader
       {"fetch.wait.max.ms", "100"},            // ticks arrive every 200 ms
       {"reconnect.backoff.max.ms", "5000"},
       {"socket.keepalive.enable", "true"},
@@ -237,7 +237,20 @@ StatusOr<std::unique_ptr<KafkaChannelReader>> KafkaChannelReader::Open(const Kaf
 
 StatusOr<std::optional<RawMessage>> KafkaChannelReader::Poll(int timeout_ms) {
   if (!rk_) return FailedPrecondition("kafka topic " + topic_ + ": reader is closed");
-  rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, timeout_ms);
+  // librdkafka < 2.1 stops fetching a partition whose queue is full and looks again only
+  // when its broker thread wakes, up to a second later. With a backlog on the broker and
+  // nothing queued for a moment, wake it: any request to the broker does (a watermark query).
+  rd_kafka_message_t* m = nullptr;
+  if (Backlogged() && timeout_ms > kStallMs) {
+    m = rd_kafka_consumer_poll(rk_, kStallMs);
+    if (!m) {
+      ++fetcher_wakeups_;
+      (void)QueryWatermarksInternal(static_cast<int>(config_.probe_timeout.count()));
+      m = rd_kafka_consumer_poll(rk_, timeout_ms - kStallMs);
+    }
+  } else {
+    m = rd_kafka_consumer_poll(rk_, timeout_ms);
+  }
   if (callbacks_->fatal()) {
     char errstr[512] = {0};
     rd_kafka_fatal_error(rk_, errstr, sizeof(errstr));
@@ -285,6 +298,13 @@ StatusOr<std::optional<RawMessage>> KafkaChannelReader::Poll(int timeout_ms) {
     (void)QueryWatermarksInternal(static_cast<int>(config_.probe_timeout.count()));
   }
   return std::optional<RawMessage>();
+}
+
+bool KafkaChannelReader::Backlogged() const {
+  int64_t low = 0, high = 0;  // as of the last fetch reply: no request
+  return next_offset_ >= 0 &&
+         rd_kafka_get_watermark_offsets(rk_, topic_.c_str(), 0, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+         high > next_offset_;
 }
 
 StatusOr<Watermarks> KafkaChannelReader::QueryWatermarks(int timeout_ms) {

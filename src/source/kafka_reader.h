@@ -33,8 +33,8 @@ struct KafkaSaslConfig {
 
 struct KafkaReaderConfig {
   std::string bootstrap_servers;  // "host:port[,host:port...]"
-  // Extra librdkafka properties (e.g. ssl.ca.location), applied over our defaults. Fetch and
-  // queue limits below 10 MiB are rejected (Milvus messages reach 10 MiB).
+  // Extra librdkafka properties (e.g. ssl.ca.location), applied over our defaults. A
+  // receive.message.max.bytes that cannot take a 10 MiB Milvus message is rejected.
   std::map<std::string, std::string> properties;
   std::optional<KafkaSaslConfig> sasl;
   std::string client_id = "milvus-cdc";
@@ -104,6 +104,10 @@ class KafkaChannelReader {
   std::chrono::milliseconds SinceLastContact() const;
   bool UnreachableFor(std::chrono::milliseconds threshold) const { return SinceLastContact() >= threshold; }
 
+  // How often Poll woke librdkafka's fetcher, parked with a full queue while the broker had
+  // more (see Poll).
+  uint64_t fetcher_wakeups() const { return fetcher_wakeups_; }
+
   // Leaves the assignment and destroys the consumer. Idempotent.
   void Close();
 
@@ -112,6 +116,8 @@ class KafkaChannelReader {
   KafkaChannelReader(const KafkaReaderConfig& config, std::string topic);
 
   void MarkContact();
+  // The broker holds messages past next_offset_ (watermark cached from the last fetch).
+  bool Backlogged() const;
   StatusOr<Watermarks> QueryWatermarksInternal(int timeout_ms);
 
   KafkaReaderConfig config_;
@@ -121,6 +127,7 @@ class KafkaChannelReader {
   int64_t next_offset_ = -1;
   std::chrono::steady_clock::time_point last_contact_;
   std::chrono::steady_clock::time_point last_probe_;
+  uint64_t fetcher_wakeups_ = 0;
 };
 
 }  // namespace cdc::source

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -148,6 +149,45 @@ TEST_F(KafkaReaderBedTest, ReadsAMessageOfNineMebibytes) {
   EXPECT_EQ(got[0].payload.size(), big.size());
   EXPECT_TRUE(got[0].payload == big);
   EXPECT_EQ(got[1].payload, "after");
+}
+
+// A consumer slower than Kafka: librdkafka's queue fills and its fetcher parks (for up to a
+// second before librdkafka 2.1). Poll wakes it, and the backlog still arrives whole and in order.
+TEST_F(KafkaReaderBedTest, ReadsABacklogLargerThanItsQueueWholeAndInOrder) {
+  const std::string topic = FreshTopic();
+  std::mt19937_64 gen(11);
+  std::vector<std::string> sent;
+  for (int i = 0; i < 120; ++i) {
+    std::string p(32 << 10, '\0');  // incompressible: the queue limit counts real bytes
+    for (size_t j = 0; j + 8 <= p.size(); j += 8) {
+      uint64_t v = gen();
+      std::memcpy(&p[j], &v, 8);
+    }
+    sent.push_back(std::to_string(i) + ":" + p);
+  }
+  Produce(topic, sent);
+  KafkaReaderConfig c = Config();
+  c.properties = {{"queued.max.messages.kbytes", "64"},
+                  {"max.partition.fetch.bytes", "65536"},
+                  {"fetch.max.bytes", "1048576"}};  // librdkafka: >= message.max.bytes
+  auto r = KafkaChannelReader::Open(c, topic, StartAt::Offset(0));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+
+  std::vector<RawMessage> got;
+  auto end = Clock::now() + std::chrono::seconds(60);
+  while (got.size() < sent.size() && Clock::now() < end) {
+    auto m = (*r)->Poll(200);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    if (!m->has_value()) continue;
+    got.push_back(std::move(**m));
+    if (got.size() % 10 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the queue fills
+  }
+  ASSERT_EQ(got.size(), sent.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].offset, static_cast<int64_t>(i));
+    EXPECT_TRUE(got[i].payload == sent[i]) << "message " << i << " differs";
+  }
+  EXPECT_GT((*r)->fetcher_wakeups(), 0u);
 }
 
 TEST_F(KafkaReaderBedTest, TopicThatDoesNotExistYetStartsAtZero) {
