@@ -276,6 +276,22 @@ class Bench:
                                   for k in b["bed_cpu_s"] if a["bed_cpu_s"].get(k) is not None
                                   and b["bed_cpu_s"].get(k) is not None}}
 
+    def pack_latency(self, phase):
+        """milvus-cdc's own time per pack with changes over the phase's window, per stage
+        (queued, intent, apply): mean and the histogram bucket bound holding p50 / p99, ms."""
+        a, b = self.samples_between(*self.phases[phase]["window"])
+        out = {}
+        for stage, hb in (b.get("cdc_pack_latency_ms") or {}).items():
+            ha = (a.get("cdc_pack_latency_ms") or {}).get(stage, {"count": 0, "sum": 0.0, "le": {}})
+            n = hb["count"] - ha["count"]
+            if n <= 0:
+                continue
+            cum = sorted((le, c - ha["le"].get(le, 0)) for le, c in hb["le"].items())
+            bound = lambda q: next((le for le, c in cum if c >= q * n), None)
+            out[stage] = {"packs": int(n), "mean_ms": (hb["sum"] - ha["sum"]) / n,
+                          "p50_le_ms": bound(0.5), "p99_le_ms": bound(0.99)}
+        return out
+
     def lag(self, phase):
         p = self.phases[phase]
         lo, hi = p.get("window", (p["t_start"], p["t_end"]))
@@ -327,7 +343,8 @@ class Bench:
             p = self.phases["half"]
             out["half"] = {**r, **self.cpu_figures(r["cdc_cpu_s"], r["replicated_rows"], r["window_s"]),
                            "rate": p["rate"], "rows": p["rows"], "rows_on_target": p["rows_on_target"],
-                           "behind_schedule_max_s": p["behind_schedule_max_s"], "lag": self.lag("half")}
+                           "behind_schedule_max_s": p["behind_schedule_max_s"], "lag": self.lag("half"),
+                           "pack_latency_ms": self.pack_latency("half")}
         for ph, p in self.phases.items():  # largest RSS sampled while the phase ran (or drained)
             end = p.get("caught_up", p["t_end"])
             ss = [x for x in self.sampler.samples if p["t_start"] <= x["t"] <= end + 1.5]
@@ -390,6 +407,9 @@ def print_table(res):
     print("(cdc CPU seconds per million rows = % of one core per 10 000 rows/s; machine busy: % of one core)")
     print(f"milvus-cdc peak RSS (VmHWM): {s['cdc_peak_rss_mb']:.1f} MB, of which shared libraries and binary "
           f"(RssFile) {s['cdc_rss_file_mb']:.1f} MB")
+    for stage, v in s.get("half", {}).get("pack_latency_ms", {}).items():
+        print(f"half: milvus-cdc per pack, {stage:<6} mean {v['mean_ms']:6.1f} ms, p50 <= {fmt(v['p50_le_ms'])} ms, "
+              f"p99 <= {fmt(v['p99_le_ms'])} ms ({v['packs']} packs)")
     print()
     print(f"{'target':<26} {'measured':>10} {'target':>14}  result")
     for k, t in s["targets"].items():

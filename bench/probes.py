@@ -159,12 +159,23 @@ class CdcProcess:
 
     def progress(self):
         """(rows applied per source collection, largest milvus_cdc_task_lag_ms over the DML
-        channels or None) from /cdc/metrics."""
+        channels or None, milvus_cdc_pack_latency_ms per stage: {"count", "sum", "le": {bound:
+        cumulative count}}) from /cdc/metrics."""
         status, text = self.get("/cdc/metrics")
-        rows, lag = {}, None
+        rows, lag, stages = {}, None, {}
         if status != 200:
-            return rows, lag
+            return rows, lag, stages
         for line in text.splitlines():
+            if line.startswith("milvus_cdc_pack_latency_ms_"):
+                labels, value = line.rsplit(" ", 1)
+                st = stages.setdefault(labels.split('stage="', 1)[1].split('"', 1)[0], {"count": 0, "sum": 0.0, "le": {}})
+                if labels.startswith("milvus_cdc_pack_latency_ms_bucket"):
+                    le = float(labels.split('le="', 1)[1].split('"', 1)[0])
+                    st["le"][le] = st["le"].get(le, 0) + float(value)
+                elif labels.startswith("milvus_cdc_pack_latency_ms_sum"):
+                    st["sum"] += float(value)
+                elif labels.startswith("milvus_cdc_pack_latency_ms_count"):
+                    st["count"] += float(value)
             if line.startswith("milvus_cdc_task_lag_ms{"):
                 v = float(line.rsplit(" ", 1)[1])
                 lag = v if lag is None else max(lag, v)
@@ -173,7 +184,7 @@ class CdcProcess:
             labels, value = line.rsplit(" ", 1)
             name = labels.split('collection_name="', 1)[1].split('"', 1)[0]
             rows[name] = rows.get(name, 0) + int(float(value))
-        return rows, lag
+        return rows, lag, stages
 
 
 # ------------------------------------------------------------------------------ sampler
@@ -210,12 +221,13 @@ class Sampler:
         busy, total = machine_busy()
         mem = proc_mem_kb(self.cdc.pid)
         try:
-            replicated, lag_ms = self.cdc.progress()
+            replicated, lag_ms, pack_ms = self.cdc.progress()
         except OSError:
-            replicated, lag_ms = {}, None
+            replicated, lag_ms, pack_ms = {}, None, {}
         s = {"t": time.monotonic(), "phase": self.phase, "cdc_cpu_s": proc_cpu_s(self.cdc.pid),
              "cdc_rss_kb": mem["VmRSS"], "cdc_hwm_kb": mem["VmHWM"], "cdc_anon_kb": mem["RssAnon"],
              "cdc_file_kb": mem["RssFile"], "replicated": replicated, "cdc_lag_gauge_ms": lag_ms,
+             "cdc_pack_latency_ms": pack_ms,
              "writer_rows": self.writer.acked_rows if self.writer else None,
              "writer_collection": self.writer.collection if self.writer else None,
              "machine_busy": busy, "machine_total": total,

@@ -4,6 +4,7 @@
 // protobuf payload is shared read-only between copies.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -100,6 +101,7 @@ struct Pack {
   Position start_position;     // resume point before this pack
   Position end_position;       // resume point after it: first unconsumed message, or the tick
   std::vector<Event> events;   // no time ticks
+  std::chrono::steady_clock::time_point closed_at{};  // when the closing tick was read (for latency metrics)
 };
 
 }  // namespace cdc::decode

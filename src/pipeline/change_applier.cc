@@ -1,6 +1,7 @@
 #include "pipeline/change_applier.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "decode/decoder.h"
 #include "milvus.pb.h"
@@ -24,11 +25,13 @@ bool IsPartitionKeyCollection(const source::CollectionMeta& meta) {
   return false;
 }
 
+using Clock = std::chrono::steady_clock;
+
 std::string DbOrDefault(const std::string& db) { return db.empty() ? "default" : db; }
 
 // Inserts of one collection and partition that follow each other are sent as one call of
 // up to this many payload bytes.
-constexpr size_t kMaxInsertBatchBytes = 4 << 20;
+constexpr size_t kMaxInsertBatchBytes = 2 << 20;
 
 }  // namespace
 
@@ -76,7 +79,12 @@ bool AppendRows(msgpb::InsertRequest* into, const msgpb::InsertRequest& from) {
 
 ChangeApplier::ChangeApplier(std::string task_id, const TaskScope* scope, target::MilvusApplier* applier,
                              Metrics* metrics, IntentWriter intent)
-    : task_id_(std::move(task_id)), scope_(scope), applier_(applier), metrics_(metrics), intent_(std::move(intent)) {}
+    : task_id_(std::move(task_id)), scope_(scope), applier_(applier), metrics_(metrics), intent_(std::move(intent)) {
+  metrics_->Describe("milvus_cdc_pack_latency_ms", Metrics::Type::kHistogram,
+                     "Milliseconds per source pack with changes, by stage: queued (its closing tick read, to "
+                     "its apply starting), intent (the write-ahead record), apply (the target calls)",
+                     {5, 10, 25, 50, 100, 200, 400, 800, 1600, 3200});
+}
 
 void ChangeApplier::CountOp(const std::string& api) {
   ++operations_;
@@ -209,7 +217,22 @@ bool ChangeApplier::ResumedPast(const std::string& channel, uint64_t ts) const {
 Status ChangeApplier::ApplyPack(const source::SourceItem& item) {
   bool has_insert = false;
   for (const auto& r : item.events) has_insert = has_insert || Is(r.event, MsgType::kInsert);
+  const auto start = Clock::now();
   if (has_insert && intent_) RETURN_IF_ERROR(intent_(item.channel, item.end_position));
+  const auto intent_done = Clock::now();
+  RETURN_IF_ERROR(ApplyEvents(item));
+  if (!item.events.empty() && item.read_at != Clock::time_point{}) {
+    auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    const std::string stages[] = {"queued", "intent", "apply"};
+    const double values[] = {ms(start - item.read_at), ms(intent_done - start), ms(Clock::now() - intent_done)};
+    for (int i = 0; i < 3; ++i) {
+      metrics_->Observe("milvus_cdc_pack_latency_ms", {{"task_id", task_id_}, {"stage", stages[i]}}, values[i]);
+    }
+  }
+  return Status::Ok();
+}
+
+Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
   auto bound = replay_until_.find(item.channel);
   const uint64_t replay_until = bound == replay_until_.end() ? 0 : bound->second;
 

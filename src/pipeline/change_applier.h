@@ -54,7 +54,8 @@ class ChangeApplier : public source::LogSink {
   int64_t operations() const { return operations_.load(); }
 
  private:
-  Status ApplyPack(const source::SourceItem& item);
+  Status ApplyPack(const source::SourceItem& item);  // times the stages of ApplyEvents
+  Status ApplyEvents(const source::SourceItem& item);
   bool ResumedPast(const std::string& channel, uint64_t ts) const;
   Status ApplyCatalog(const source::CatalogEvent& e);
   Status ApplyReplicate(const decode::Event& e);

@@ -110,6 +110,7 @@ Status ChannelReader::Handle(const RawMessage& msg) {
 }
 
 void ChannelReader::Push(decode::Pack pack) {
+  pack.closed_at = std::chrono::steady_clock::now();
   uint64_t end_ts = pack.end_ts;
   const size_t bytes = PayloadBytes(pack);
   {

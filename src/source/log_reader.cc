@@ -184,6 +184,7 @@ StatusOr<SourceItem> LogReader::Route(const decode::Pack& pack, bool* needs_refr
   item.channel = pack.channel;
   item.ts = pack.end_ts;
   item.end_position = pack.end_position;
+  item.read_at = pack.closed_at;
   for (const auto& ev : pack.events) {
     auto meta = catalog_->CollectionByIdAny(ev.collection_id);
     if (!meta) {

@@ -185,6 +185,7 @@ Status TaskManager::Delete(const std::string& task_id, bool ignore_not_found) {
   tasks_.erase(it);
   metrics_->Set("milvus_cdc_task_state", {{"task_id", task_id}}, -1);
   metrics_->Remove("milvus_cdc_task_lag_ms", "task_id", task_id);
+  metrics_->Remove("milvus_cdc_pack_latency_ms", "task_id", task_id);
   lag_series_.erase(task_id);
   UpdateMetricsLocked();
   GetLogger("task")->info("task {} deleted", task_id);

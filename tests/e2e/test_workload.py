@@ -81,6 +81,12 @@ def test_hundred_thousand_rows_over_three_collections_in_two_databases(tmp_path,
         assert task["state"] == "Running", task
         metrics = srv.metrics()
         assert 'api_type="insert"' in metrics and 'api_type="delete"' in metrics
+        # Our own time per pack, by stage: every pack that wrote rows was counted in each.
+        for stage in ("queued", "intent", "apply"):
+            counts = [float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                      if line.startswith("milvus_cdc_pack_latency_ms_count{")
+                      and f'task_id="{task_id}"' in line and f'stage="{stage}"' in line]
+            assert counts and counts[0] > 0, (stage, counts)
     finally:
         workload.use_db("source", "default")
         workload.use_db("target", "default")
