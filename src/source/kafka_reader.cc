@@ -244,8 +244,7 @@ StatusOr<std::optional<RawMessage>> KafkaChannelReader::Poll(int timeout_ms) {
   if (Backlogged() && timeout_ms > kStallMs) {
     m = rd_kafka_consumer_poll(rk_, kStallMs);
     if (!m) {
-      ++fetcher_wakeups_;
-      (void)QueryWatermarksInternal(static_cast<int>(config_.probe_timeout.count()));
+      WakeFetcher();
       m = rd_kafka_consumer_poll(rk_, timeout_ms - kStallMs);
     }
   } else {
@@ -298,6 +297,16 @@ StatusOr<std::optional<RawMessage>> KafkaChannelReader::Poll(int timeout_ms) {
     (void)QueryWatermarksInternal(static_cast<int>(config_.probe_timeout.count()));
   }
   return std::optional<RawMessage>();
+}
+
+void KafkaChannelReader::WakeFetcher() {
+  ++fetcher_wakeups_;
+  // Sending the request is the wake-up; the answer is not needed, so wait only briefly and
+  // leave a slow or failed one to the health probe (no error recorded here).
+  int64_t low = 0, high = 0;
+  if (rd_kafka_query_watermark_offsets(rk_, topic_.c_str(), 0, &low, &high, kStallMs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    MarkContact();
+  }
 }
 
 bool KafkaChannelReader::Backlogged() const {

@@ -118,6 +118,8 @@ class KafkaChannelReader {
   void MarkContact();
   // The broker holds messages past next_offset_ (watermark cached from the last fetch).
   bool Backlogged() const;
+  // Makes librdkafka's broker thread look at the partition again (see Poll).
+  void WakeFetcher();
   StatusOr<Watermarks> QueryWatermarksInternal(int timeout_ms);
 
   KafkaReaderConfig config_;
