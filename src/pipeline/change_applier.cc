@@ -221,10 +221,10 @@ Status ChangeApplier::ApplyPack(const source::SourceItem& item) {
   if (has_insert && intent_) RETURN_IF_ERROR(intent_(item.channel, item.end_position));
   const auto intent_done = Clock::now();
   RETURN_IF_ERROR(ApplyEvents(item));
-  if (!item.events.empty() && item.read_at != Clock::time_point{}) {
+  if (!item.events.empty() && item.closed_at != Clock::time_point{}) {
     auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
-    const std::string stages[] = {"queued", "intent", "apply"};
-    const double values[] = {ms(start - item.read_at), ms(intent_done - start), ms(Clock::now() - intent_done)};
+    static constexpr const char* stages[] = {"queued", "intent", "apply"};
+    const double values[] = {ms(start - item.closed_at), ms(intent_done - start), ms(Clock::now() - intent_done)};
     for (int i = 0; i < 3; ++i) {
       metrics_->Observe("milvus_cdc_pack_latency_ms", {{"task_id", task_id_}, {"stage", stages[i]}}, values[i]);
     }

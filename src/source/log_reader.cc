@@ -184,7 +184,7 @@ StatusOr<SourceItem> LogReader::Route(const decode::Pack& pack, bool* needs_refr
   item.channel = pack.channel;
   item.ts = pack.end_ts;
   item.end_position = pack.end_position;
-  item.read_at = pack.closed_at;
+  item.closed_at = pack.closed_at;
   for (const auto& ev : pack.events) {
     auto meta = catalog_->CollectionByIdAny(ev.collection_id);
     if (!meta) {
@@ -297,6 +297,7 @@ StatusOr<bool> LogReader::EmitPack(const std::string& channel, const decode::Pac
     part.end_ts = pack.end_ts;
     part.start_position = pack.start_position;
     part.end_position = pack.end_position;
+    part.closed_at = pack.closed_at;
     for (const auto& ev : pack.events) {
       if (ev.end_ts > done && ev.end_ts <= up_to) part.events.push_back(ev);
     }

@@ -41,7 +41,7 @@ struct SourceItem {
   std::string channel;
   uint64_t ts = 0;                // kPack: end_ts; others: the operation's timestamp
   decode::Position end_position;  // resume point after this item (kPack, kReplicate)
-  std::chrono::steady_clock::time_point read_at{};  // kPack: when its closing tick was read
+  std::chrono::steady_clock::time_point closed_at{};  // kPack: when its closing tick was read
   std::vector<RoutedEvent> events;  // kPack: in-scope events (may be empty); kReplicate: one
   CatalogEvent catalog;             // kCatalog
 };
