@@ -158,7 +158,7 @@ class TaskPipeline : public Pipeline {
     if (stop_) return;
     GetLogger("pipeline")->error("task {}: {}", task_id_, reason);
     SetNote(reason);
-    on_failure_(task_id_, reason);
+    on_failure_(task_id_, reason, std::nullopt);
   }
 
   void Run() {

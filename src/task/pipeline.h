@@ -3,8 +3,10 @@
 // caller; Start and Stop are never called concurrently for the same pipeline.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,19 @@ struct PipelineProgress {
   std::vector<ChannelProgress> channels;  // empty until the pipeline reads the log
   std::string last_error;                 // the last failure retried or reported
   int64_t last_error_ms = 0;              // its unix time in ms
+  // Source users (extra_info.enable_user_role) that do not exist on the target and could not
+  // be created because no initial password was given for them (user_passwords).
+  std::vector<std::string> missing_users;
+};
+
+// The source change a task could not apply: what paused it, shown by get until a resume.
+struct FailedChange {
+  std::string db;          // source database
+  std::string collection;  // source collection (empty for database-level operations)
+  std::string operation;   // e.g. "Insert", "CreateAlias"
+  std::string position;    // where in the source log, e.g. "by-dev-rootcoord-dml_0@1234"
+  std::string message;     // the target's answer
+  int64_t time_ms = 0;     // unix time in ms
 };
 
 // Sets lag_ms for DML channels with a known timestamp. The source writes a time tick on
@@ -50,7 +65,9 @@ class Pipeline {
 };
 
 // Called from a pipeline thread when the pipeline gives up; the task is paused with `reason`.
-using PipelineFailure = std::function<void(const std::string& task_id, const std::string& reason)>;
+// `change` names the source change that could not be applied, when one is to blame.
+using PipelineFailure = std::function<void(const std::string& task_id, const std::string& reason,
+                                           const std::optional<FailedChange>& change)>;
 
 class PipelineFactory {
  public:

@@ -302,7 +302,8 @@ Status TaskManager::StartPipelineLocked(Entry& e) {
   const uint64_t generation = ++generation_;  // unique across tasks, so a stale report never matches
   e.generation = generation;
   auto pipeline = pipelines_->Create(e.record.task_id, e.spec,
-                                     [this, generation](const std::string& id, const std::string& reason) {
+                                     [this, generation](const std::string& id, const std::string& reason,
+                                                        const std::optional<FailedChange>&) {
                                        OnPipelineFailure(id, generation, reason);
                                      });
   if (!pipeline) return Internal("no pipeline could be created");

@@ -80,6 +80,11 @@ struct TaskSpec {
   bool disable_auto_start = false;
   // Set by the server at creation: names other tasks on the same target already own.
   std::vector<std::string> exclude_collections;
+  // Initial passwords of source users to create on the target when they are missing there
+  // (with enable_user_role). Secret: stored sealed with the credentials, never returned or logged.
+  std::map<std::string, std::string> user_passwords;
+  // "db.collection" names the operator chose to leave behind (request `skip`); out of scope.
+  std::vector<std::string> skip_collections;
 
   // "db.collection" names this task covers (collection_infos imply db "default").
   std::vector<std::string> ScopeNames() const;

@@ -190,7 +190,7 @@ class FakePipelineFactory : public PipelineFactory {
       if (list.empty()) return false;
       cb = index < 0 ? list.back() : list.at(static_cast<size_t>(index));
     }
-    cb(task_id, reason);
+    cb(task_id, reason, std::nullopt);
     return true;
   }
 
