@@ -13,6 +13,7 @@
 
 #include "store/checkpoint.h"
 #include "store/sqlite_meta_store.h"
+#include "task_manager_fixture.h"
 #include "task_test_fakes.h"
 #include "test_helpers.h"
 #include "util/log.h"
@@ -23,71 +24,22 @@ namespace {
 using cdc::testing::FakeChecker;
 using cdc::testing::FakeMetaStore;
 using cdc::testing::FakePipelineFactory;
+using cdc::testing::kToken;
+using cdc::testing::Spec;
+using cdc::testing::TaskManagerTest;
 using cdc::testing::TempDir;
+using cdc::testing::WithId;
 using cdc::testing::WaitFor;
 using json = nlohmann::json;
 
-constexpr char kToken[] = "root:TOKEN-in-memory-only";
-
-// The manager logs every transition; keep test output readable.
+// The manager logs every transition; keep test output readable (every test of this binary).
 class QuietLogs : public ::testing::Environment {
  public:
   void SetUp() override { SetLogLevel("off"); }
 };
 [[maybe_unused]] ::testing::Environment* const kQuietLogs = ::testing::AddGlobalTestEnvironment(new QuietLogs);
 
-TaskSpec Spec(const std::string& collection, const std::string& uri = "http://target:19530") {
-  json body = {{"milvus_connect_param", {{"uri", uri}, {"token", kToken}}},
-               {"collection_infos", {{{"name", collection}}}}};
-  auto spec = DecodeTaskSpec(body);
-  EXPECT_TRUE(spec.ok()) << spec.status().ToString();
-  return std::move(spec).value();
-}
-
-TaskSpec WithId(TaskSpec s, const std::string& id) {
-  s.task_id = id;
-  return s;
-}
-
 bool Contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-class TaskManagerTest : public ::testing::Test {
- protected:
-  void SetUp() override { MakeManager(); }
-  void TearDown() override { manager_.reset(); }
-
-  // (Re)creates the manager over the same store, as a server restart does.
-  void MakeManager(int max_task_num = 100) {
-    manager_.reset();
-    TaskManagerOptions options;
-    options.max_task_num = max_task_num;
-    options.limits.max_name_length = 256;
-    options.limits.replicate_chan = "by-dev-replicate-msg";
-    manager_ = std::make_unique<TaskManager>(options, store(), &pipelines_, checker_.AsChecker(), &metrics_);
-    Status st = manager_->Recover();
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
-
-  virtual MetaStore* store() { return &fake_store_; }
-
-  std::string MustCreate(TaskSpec spec) {
-    auto id = manager_->Create(std::move(spec));
-    EXPECT_TRUE(id.ok()) << id.status().ToString();
-    return id.ok() ? *id : "";
-  }
-
-  TaskState StateOf(const std::string& id) {
-    auto view = manager_->Get(id);
-    EXPECT_TRUE(view.ok()) << view.status().ToString();
-    return view.ok() ? view->state : TaskState::kInitial;
-  }
-
-  Metrics metrics_;
-  FakeMetaStore fake_store_;
-  FakePipelineFactory pipelines_;
-  FakeChecker checker_;
-  std::unique_ptr<TaskManager> manager_;  // last: destroyed first
-};
 
 TEST(NewTaskIdTest, Is32LowercaseHexUuidV4) {
   static const std::regex kId("^[0-9a-f]{32}$");
