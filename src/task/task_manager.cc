@@ -163,7 +163,9 @@ StatusOr<std::string> TaskManager::Create(TaskSpec spec) {
   }
   tasks_[id] = std::move(e);
   UpdateMetricsLocked();
-  GetLogger("task")->info("task {} created for target {} scope {}", id, target, SpecToJson(spec)["collection_infos"].dump());
+  std::string scope;
+  for (const auto& name : spec.ScopeNames()) scope += (scope.empty() ? "" : " ") + name;
+  GetLogger("task")->info("task {} created for target {} scope [{}]", id, target, scope);
   return id;
 }
 

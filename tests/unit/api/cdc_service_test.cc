@@ -612,5 +612,48 @@ TEST_F(CdcServiceTest, ConcurrentRequests) {
   EXPECT_EQ(Post(Req("list")).dump(), R"({"code":200,"data":{"tasks":[]}})");
 }
 
+// ---------------- several collections ----------------
+
+// A create request for the target with `scope` (and any other fields) in its request_data.
+json CreateWith(json scope) {
+  json body = {{"request_type", "create"},
+               {"request_data", {{"milvus_connect_param", {{"uri", "http://target:19530"}, {"token", kSecrets[0]}}}}}};
+  for (auto it = scope.begin(); it != scope.end(); ++it) body["request_data"][it.key()] = *it;
+  return body;
+}
+
+// The reply to a request the handler refused as the client's mistake.
+json Refused(const std::string& type, const std::string& message) {
+  return {{"code", 400}, {"message", "fail to handle the " + type + " request, error: " + message}};
+}
+
+TEST_F(CdcServiceTest, CreateWithSeveralCollectionsAndDatabases) {
+  json r = Post(CreateWith(
+      json::parse(R"({"collection_infos": [{"name": "a"}, {"name": "b", "use_start_position": true}]})")));
+  ASSERT_EQ(r["code"], 200) << r.dump();
+  json task = Post(Req("get", {{"task_id", r["data"]["task_id"]}}))["data"]["task"];
+  EXPECT_EQ(task["collection_infos"], json::parse(R"([{"name": "a", "positions": null, "use_start_position": false},
+                                                      {"name": "b", "positions": null, "use_start_position": true}])"));
+  r = Post(CreateWith(
+      json::parse(R"({"db_collections": {"db1": [{"name": "a"}, {"name": "b"}], "db2": [{"name": "*"}]}})")));
+  ASSERT_EQ(r["code"], 200) << r.dump();
+  task = Post(Req("get", {{"task_id", r["data"]["task_id"]}}))["data"]["task"];
+  EXPECT_EQ(task["db_collections"].size(), 2u) << task.dump();
+
+  const std::pair<const char*, std::string> refused[] = {
+      {R"({"collection_infos": [{"name": "c"}, {"name": "c"}]})",
+       "there are duplicate collection names in the list of database default, [c]"},
+      {R"({"db_collections": {"db3": [{"name": "*"}, {"name": "x"}]}})",
+       "in the list of database db3, `*` already covers every collection, so these names are redundant: [x]"},
+      {R"({"collection_infos": [{"name": "c"}], "db_collections": {"db3": [{"name": "x"}]}})",
+       "the collection info and db collection info should be only one"},
+      {R"({"collection_infos": [{"name": "c"}, {"name": "a"}]})",
+       "the collection name is duplicate with existing task, [default.a]"},
+  };
+  for (const auto& [scope, message] : refused) {
+    EXPECT_EQ(Post(CreateWith(json::parse(scope))), Refused("create", message)) << scope;
+  }
+}
+
 }  // namespace
 }  // namespace cdc

@@ -23,6 +23,16 @@ inline TaskSpec Spec(const std::string& collection, const std::string& uri = "ht
   return std::move(spec).value();
 }
 
+// A create request with the given scope, e.g. R"({"collection_infos": [{"name": "a"}, {"name": "b"}]})".
+inline TaskSpec SpecOf(const char* scope_json) {
+  nlohmann::json body = {{"milvus_connect_param", {{"uri", "http://target:19530"}, {"token", kToken}}}};
+  nlohmann::json scope = nlohmann::json::parse(scope_json);
+  for (auto it = scope.begin(); it != scope.end(); ++it) body[it.key()] = *it;
+  auto spec = DecodeTaskSpec(body);
+  EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+  return std::move(spec).value();
+}
+
 inline TaskSpec WithId(TaskSpec s, const std::string& id) {
   s.task_id = id;
   return s;

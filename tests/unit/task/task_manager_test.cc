@@ -26,6 +26,7 @@ using cdc::testing::FakeMetaStore;
 using cdc::testing::FakePipelineFactory;
 using cdc::testing::kToken;
 using cdc::testing::Spec;
+using cdc::testing::SpecOf;
 using cdc::testing::TaskManagerTest;
 using cdc::testing::TempDir;
 using cdc::testing::WithId;
@@ -141,6 +142,22 @@ TEST_F(TaskManagerTest, OverlappingScopeOnOneTargetIsRejected) {
   // The same collection on another target is fine; the same target written differently is not.
   EXPECT_TRUE(manager_->Create(Spec("c1", "http://other:19530")).ok());
   EXPECT_FALSE(manager_->Create(Spec("c1", "https://TARGET:19530/")).ok());
+}
+
+TEST_F(TaskManagerTest, SeveralCollectionsInOneTaskReserveEachName) {
+  const std::string id = MustCreate(SpecOf(R"({"collection_infos": [{"name": "a"}, {"name": "b"}]})"));
+  EXPECT_EQ(manager_->Create(Spec("b")).status().message(),
+            "the collection name is duplicate with existing task, [default.b]");
+  EXPECT_TRUE(manager_->Create(Spec("c")).ok());
+  const std::string dbs = MustCreate(SpecOf(R"({"db_collections": {"db1": [{"name": "x"}, {"name": "y"}],
+                                                                     "db2": [{"name": "*"}]}})"));
+  EXPECT_EQ(manager_->Create(SpecOf(R"({"db_collections": {"db2": [{"name": "z"}]}})")).status().message(),
+            "the collection name is duplicate with existing task, [db2.z]");
+  MakeManager();  // the reservations come back with the tasks
+  EXPECT_EQ(manager_->Create(Spec("a")).status().message(),
+            "the collection name is duplicate with existing task, [default.a]");
+  EXPECT_EQ(manager_->Get(id)->spec.collection_infos->size(), 2u);
+  EXPECT_EQ(manager_->Get(dbs)->spec.db_collections->size(), 2u);
 }
 
 TEST_F(TaskManagerTest, WildcardTaskRecordsExclusions) {

@@ -287,15 +287,6 @@ TEST(ValidateSpecTest, EveryRuleAndMessage) {
          b["db_collections"] = json::object();
        },
        "the collection info is empty"},
-      {"two collection infos",
-       [](json& b) { b["collection_infos"] = json::parse(R"([{"name":"a"},{"name":"b"}])"); },
-       "the collection info should be only one"},
-      {"two dbs",
-       [](json& b) {
-         b.erase("collection_infos");
-         b["db_collections"] = json::parse(R"({"a":[{"name":"*"}],"b":[{"name":"*"}]})");
-       },
-       "the collection info should be only one"},
       {"both forms", [](json& b) { b["db_collections"] = json::parse(R"({"db":[{"name":"*"}]})"); },
        "the collection info and db collection info should be only one"},
       // 6. DB name length.
@@ -318,12 +309,6 @@ TEST(ValidateSpecTest, EveryRuleAndMessage) {
          b["db_collections"] = json::parse(R"({"db": null})");
        },
        "empty collection info"},
-      {"db list of two",
-       [](json& b) {
-         b.erase("collection_infos");
-         b["db_collections"] = json::parse(R"({"db": [{"name":"a"},{"name":"b"}]})");
-       },
-       "the collection info should be only one."},
       {"star with positions",
        [](json& b) { b["collection_infos"] = json::parse(R"([{"name":"*","positions":{"ch_1v0":"AAAA"}}])"); },
        "the collection name is `*`, the positions should be empty"},
@@ -438,7 +423,7 @@ TEST(ValidateSpecTest, EarlierRulesWin) {
       {R"({"milvus_connect_param": {"uri": "u"}, "rpc_channel_info": {"name": "x"}})", "the collection info is empty"},
       {R"({"milvus_connect_param": {"uri": "u"}, "collection_infos": [{"name": "a"}, {"name": ""}],
            "db_collections": {"db": []}})",
-       "the collection info should be only one"},
+       "the collection info and db collection info should be only one"},
       {R"({"milvus_connect_param": {"uri": "u"}, "collection_infos": [{"name": ""}],
            "rpc_channel_info": {"name": "x"}})",
        "there is a collection name that is empty. "},
