@@ -50,12 +50,20 @@ CdcReply HandlerError(const std::string& type, const Status& st) {
 json Redacted(json data) {
   if (!data.is_object()) return data;
   for (auto it = data.begin(); it != data.end(); ++it) {
+    std::string key = it.key();
+    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (key == "user_passwords") {  // user names stay readable, passwords do not
+      if (!it->is_object()) {
+        *it = "***";
+        continue;
+      }
+      for (auto& password : *it) password = "***";
+      continue;
+    }
     if (it->is_object()) {
       *it = Redacted(*it);
       continue;
     }
-    std::string key = it.key();
-    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
     if (key == "token" || key == "password" || key == "username") *it = "***";
   }
   return data;

@@ -270,6 +270,15 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json& data) {
     }
   }
   d.Bool(data, "disable_auto_start", "disable_auto_start", &s.disable_auto_start);
+  if (const json* users = d.Object(data, "user_passwords", "user_passwords")) {
+    for (auto it = users->begin(); it != users->end(); ++it) {
+      if (!it->is_string()) {
+        d.AddError("user_passwords." + it.key(), "string", *it);
+      } else {
+        s.user_passwords[it.key()] = it->get<std::string>();
+      }
+    }
+  }
   if (const json* ex = d.Array(data, "exclude_collections", "exclude_collections")) {
     for (const auto& e : *ex) {
       if (e.is_string()) s.exclude_collections.push_back(e.get<std::string>());
@@ -350,6 +359,17 @@ Status ValidateSpec(const TaskSpec& s, const SpecLimits& limits) {
                              " characters, " + nm.target_db);
     }
   }
+  // Initial passwords are for the users enable_user_role copies; without it they would be ignored.
+  if (!s.user_passwords.empty()) {
+    if (!s.enable_user_role) {
+      return InvalidArgument("user_passwords is only used with extra_info.enable_user_role: true; "
+                             "set it or remove user_passwords");
+    }
+    for (const auto& [user, password] : s.user_passwords) {
+      if (user.empty()) return InvalidArgument("user_passwords has an empty user name");
+      if (password.empty()) return InvalidArgument("user_passwords has an empty password for user " + user);
+    }
+  }
   return Status::Ok();
 }
 
@@ -367,6 +387,7 @@ std::string SecretsToJson(const TaskSpec& s) {
   if (!s.milvus.token.empty()) j["token"] = s.milvus.token;
   if (!s.kafka.sasl_username.empty()) j["sasl_username"] = s.kafka.sasl_username;
   if (!s.kafka.sasl_password.empty()) j["sasl_password"] = s.kafka.sasl_password;
+  if (!s.user_passwords.empty()) j["user_passwords"] = s.user_passwords;
   return j.empty() ? "" : j.dump();
 }
 
@@ -380,7 +401,15 @@ StatusOr<TaskSpec> SpecFromStored(const std::string& spec_json, const std::strin
     json sec = json::parse(secrets_json, nullptr, false);
     if (sec.is_discarded() || !sec.is_object()) return Internal("stored task credentials are not valid JSON");
     for (auto it = sec.begin(); it != sec.end(); ++it) {
-      if (!it->is_string()) return Internal("stored task credential '" + it.key() + "' is not a string");
+      if (it.key() == "user_passwords") {
+        if (!it->is_object()) return Internal("stored task user_passwords is not an object");
+        for (auto u = it->begin(); u != it->end(); ++u) {
+          if (!u->is_string()) return Internal("stored task password of user '" + u.key() + "' is not a string");
+          s.user_passwords[u.key()] = u->get<std::string>();
+        }
+      } else if (!it->is_string()) {
+        return Internal("stored task credential '" + it.key() + "' is not a string");
+      }
     }
     auto get = [&](const char* key) { return sec.contains(key) ? sec[key].get<std::string>() : std::string(); };
     s.milvus.username = get("username");

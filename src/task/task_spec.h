@@ -107,14 +107,14 @@ StatusOr<TaskSpec> DecodeTaskSpec(const nlohmann::json& request_data);
 // the official server's texts.
 Status ValidateSpec(const TaskSpec& spec, const SpecLimits& limits);
 
-// Normalized JSON of the spec without credentials (what is stored and compared).
+// Normalized JSON of the spec without credentials or user passwords (what is stored and compared).
 nlohmann::json SpecToJson(const TaskSpec& spec);
-// Only the credentials, as JSON text (sealed by the store).
+// Only the secrets (credentials and user passwords), as JSON text (sealed by the store).
 std::string SecretsToJson(const TaskSpec& spec);
 // Rebuilds a spec from stored JSON and credentials.
 StatusOr<TaskSpec> SpecFromStored(const std::string& spec_json, const std::string& secrets_json);
 
-// The task object of get/list: official field names, credentials omitted.
+// The task object of get/list: official field names, secrets omitted.
 nlohmann::json SpecToTaskObject(const TaskSpec& spec);
 
 }  // namespace cdc

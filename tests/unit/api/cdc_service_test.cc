@@ -655,5 +655,50 @@ TEST_F(CdcServiceTest, CreateWithSeveralCollectionsAndDatabases) {
   }
 }
 
+// ---------------- user_passwords ----------------
+
+TEST_F(CdcServiceTest, UserPasswordsAreNeverReturnedOrLogged) {
+  const std::string kPassword = "USER-PW-9e41";
+  ApiLogCapture capture;
+  json body = CreateWith({{"task_id", "roles"},
+                          {"collection_infos", {{{"name", "a"}}}},
+                          {"extra_info", {{"enable_user_role", true}}},
+                          {"user_passwords", {{"alice", kPassword}}}});
+  json created = Post(body);
+  ASSERT_EQ(created["code"], 200) << created.dump();
+  const std::string id = created["data"]["task_id"];
+  const std::string get = Post(Req("get", {{"task_id", id}})).dump();
+  const std::string list = Post(Req("list")).dump();
+  for (const std::string& text : {get, list, capture.Text(), metrics_.Render()}) {
+    EXPECT_EQ(text.find(kPassword), std::string::npos) << text;
+  }
+  EXPECT_EQ(get.find("user_passwords"), std::string::npos) << get;
+  EXPECT_NE(capture.Text().find("alice"), std::string::npos) << "user names stay readable in the request log";
+  auto stored = store_.Find(id);
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->spec_json.find(kPassword), std::string::npos) << "only in the sealed secrets";
+  EXPECT_NE(stored->secrets_json.find(kPassword), std::string::npos);
+  // The same body again is the same task; another password is another request.
+  EXPECT_EQ(Post(body).dump(), R"({"code":200,"data":{"task_id":"roles"}})");
+  body["request_data"]["user_passwords"]["alice"] = "other";
+  EXPECT_EQ(Post(body)["code"], 400);
+}
+
+TEST_F(CdcServiceTest, UserPasswordsErrors) {
+  const json undecodable = {{"code", 400},
+                            {"message", "fail to decode the create request, error: 'user_passwords.bob' expected "
+                                        "type 'string', got 'int'"}};
+  EXPECT_EQ(Post(CreateWith({{"collection_infos", {{{"name", "a"}}}},
+                             {"extra_info", {{"enable_user_role", true}}},
+                             {"user_passwords", {{"alice", "pw"}, {"bob", 5}}}})),
+            undecodable);
+  EXPECT_EQ(Post(CreateWith({{"collection_infos", {{{"name", "a"}}}}, {"user_passwords", "alice:pw"}}))["message"],
+            "fail to decode the create request, error: 'user_passwords' expected type 'object', got 'string'");
+  EXPECT_EQ(Post(CreateWith({{"collection_infos", {{{"name", "a"}}}}, {"user_passwords", {{"alice", "pw"}}}})),
+            Refused("create", "user_passwords is only used with extra_info.enable_user_role: true; set it or "
+                              "remove user_passwords"));
+  EXPECT_EQ(store_.Size(), 0u);
+}
+
 }  // namespace
 }  // namespace cdc

@@ -124,6 +124,28 @@ TEST_F(TaskManagerTest, ClientTaskIdIsIdempotent) {
   EXPECT_EQ(manager_->Create(other_token).status().code(), StatusCode::kAlreadyExists);
 }
 
+TEST_F(TaskManagerTest, UserPasswordsAreSecretAndPartOfTheIdempotentComparison) {
+  auto with_passwords = [](std::map<std::string, std::string> passwords) {
+    TaskSpec s = WithId(Spec("c1"), "roles");
+    s.enable_user_role = true;
+    s.user_passwords = std::move(passwords);
+    return s;
+  };
+  MustCreate(with_passwords({{"alice", "PW-alice-1"}}));
+  auto stored = fake_store_.Find("roles");
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_FALSE(Contains(stored->spec_json, "PW-alice-1")) << stored->spec_json;
+  EXPECT_TRUE(Contains(stored->secrets_json, "PW-alice-1"));
+  EXPECT_EQ(pipelines_.SpecFor("roles").user_passwords.at("alice"), "PW-alice-1");
+
+  EXPECT_TRUE(manager_->Create(with_passwords({{"alice", "PW-alice-1"}})).ok());
+  EXPECT_EQ(manager_->Create(with_passwords({{"alice", "other"}})).status().code(), StatusCode::kAlreadyExists);
+  MakeManager();
+  EXPECT_EQ(pipelines_.SpecFor("roles").user_passwords.at("alice"), "PW-alice-1") << "restored from the store";
+  EXPECT_TRUE(manager_->Create(with_passwords({{"alice", "PW-alice-1"}})).ok());
+  EXPECT_EQ(manager_->Create(with_passwords({})).status().code(), StatusCode::kAlreadyExists);
+}
+
 TEST_F(TaskManagerTest, IdempotencySurvivesARestart) {
   MustCreate(WithId(Spec("c1"), "my-task"));
   MakeManager();
