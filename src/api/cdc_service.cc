@@ -69,6 +69,12 @@ json Redacted(json data) {
   return data;
 }
 
+// The source change that paused a task, as get shows it.
+json FailedChangeObject(const FailedChange& c) {
+  return {{"db", c.db},           {"collection", c.collection}, {"operation", c.operation},
+          {"position", c.position}, {"message", c.message},       {"time", c.time_ms}};
+}
+
 // One stored checkpoint as the official `position` reply shows it; null for records
 // that are not checkpoints (write-ahead intents).
 json PositionEntry(const ChannelPosition& p) {
@@ -209,6 +215,8 @@ CdcReply CdcService::HandleType(const std::string& type, const json& data) {
     if (!view->progress.last_error.empty()) {
       task["last_error"] = {{"message", view->progress.last_error}, {"time", view->progress.last_error_ms}};
     }
+    if (view->failed_change) task["failed_change"] = FailedChangeObject(*view->failed_change);
+    if (!view->progress.missing_users.empty()) task["missing_users"] = view->progress.missing_users;
     return Ok({{"task", task}, {"Task", task}});
   }
   if (type == "position") {

@@ -237,6 +237,9 @@ StatusOr<TaskView> TaskManager::Get(const std::string& task_id) {
   if (it == tasks_.end()) return NotFound("not found: [" + task_id + "]");
   TaskView v = ViewLocked(it->second);
   v.progress = ProgressLocked(it->second);
+  if (!it->second.record.failed_change_json.empty()) {
+    v.failed_change = FailedChangeFromJson(it->second.record.failed_change_json);
+  }
   return v;
 }
 
@@ -305,8 +308,8 @@ Status TaskManager::StartPipelineLocked(Entry& e) {
   e.generation = generation;
   auto pipeline = pipelines_->Create(e.record.task_id, e.spec,
                                      [this, generation](const std::string& id, const std::string& reason,
-                                                        const std::optional<FailedChange>&) {
-                                       OnPipelineFailure(id, generation, reason);
+                                                        const std::optional<FailedChange>& change) {
+                                       OnPipelineFailure(id, generation, reason, change);
                                      });
   if (!pipeline) return Internal("no pipeline could be created");
   RETURN_IF_ERROR(pipeline->Start());
@@ -320,10 +323,12 @@ void TaskManager::StopPipelineLocked(Entry& e) {
   e.pipeline.reset();
 }
 
-Status TaskManager::PersistLocked(Entry& e, TaskState state, const std::string& reason) {
+Status TaskManager::PersistLocked(Entry& e, TaskState state, const std::string& reason,
+                                  const std::optional<FailedChange>& change) {
   TaskRecord updated = e.record;
   updated.state = state;
   updated.reason = reason;
+  updated.failed_change_json = change ? FailedChangeToJson(*change) : "";
   RETURN_IF_ERROR(store_->PutTask(updated));
   e.record = std::move(updated);
   return Status::Ok();
@@ -349,10 +354,11 @@ void TaskManager::UpdateMetricsLocked() {
   }
 }
 
-void TaskManager::OnPipelineFailure(const std::string& task_id, uint64_t generation, const std::string& reason) {
+void TaskManager::OnPipelineFailure(const std::string& task_id, uint64_t generation, const std::string& reason,
+                                    const std::optional<FailedChange>& change) {
   {
     std::lock_guard<std::mutex> lock(failure_mu_);
-    failures_.push_back(Failure{task_id, generation, reason});
+    failures_.push_back(Failure{task_id, generation, reason, change});
   }
   failure_cv_.notify_one();
 }
@@ -374,7 +380,8 @@ void TaskManager::FailureLoop() {
       continue;  // deleted, paused or restarted since: the report is stale
     }
     StopPipelineLocked(it->second);
-    Status st = PersistLocked(it->second, TaskState::kPaused, f.reason);
+    if (f.change && f.change->time_ms == 0) f.change->time_ms = NowMs();
+    Status st = PersistLocked(it->second, TaskState::kPaused, f.reason, f.change);
     GetLogger("task")->error("task {} paused: {}{}", f.task_id, f.reason,
                              st.ok() ? "" : " (and the pause could not be stored: " + st.message() + ")");
     UpdateMetricsLocked();

@@ -700,5 +700,36 @@ TEST_F(CdcServiceTest, UserPasswordsErrors) {
   EXPECT_EQ(store_.Size(), 0u);
 }
 
+// ---------------- failed change, missing users ----------------
+
+TEST_F(CdcServiceTest, GetShowsTheFailedChangeAndMissingUsersListDoesNot) {
+  const std::string id = CreateTask("a");
+  json task = Post(Req("get", {{"task_id", id}}))["data"]["task"];
+  EXPECT_FALSE(task.contains("failed_change")) << task.dump();
+  EXPECT_FALSE(task.contains("missing_users")) << "omitted when empty: " << task.dump();
+
+  PipelineProgress progress;
+  progress.missing_users = {"alice", "bob"};
+  pipelines_.SetProgress(progress);
+  task = Post(Req("get", {{"task_id", id}}))["data"]["task"];
+  EXPECT_EQ(task["missing_users"], json::array({"alice", "bob"}));
+  EXPECT_FALSE(Post(Req("list"))["data"]["tasks"][0].contains("missing_users"));
+  pipelines_.SetProgress({});
+
+  ASSERT_TRUE(pipelines_.ReportFailure(
+      id, "fail to handle the op message pack, err: no such field", -1,
+      FailedChange{"default", "a", "Insert", "by-dev-rootcoord-dml_0@1234", "no such field", 1795959280000}));
+  ASSERT_TRUE(cdc::testing::WaitFor(
+      [&] { return Post(Req("get", {{"task_id", id}}))["data"]["task"]["state"] == "Paused"; }));
+  task = Post(Req("get", {{"task_id", id}}))["data"]["task"];
+  EXPECT_EQ(task["failed_change"], json::parse(R"({"db": "default", "collection": "a", "operation": "Insert",
+      "position": "by-dev-rootcoord-dml_0@1234", "message": "no such field", "time": 1795959280000})"));
+  EXPECT_EQ(task["reason"], "fail to handle the op message pack, err: no such field");
+  EXPECT_FALSE(Post(Req("list"))["data"]["tasks"][0].contains("failed_change"));
+
+  ASSERT_EQ(Post(Req("resume", {{"task_id", id}}))["code"], 200);
+  EXPECT_FALSE(Post(Req("get", {{"task_id", id}}))["data"]["task"].contains("failed_change"));
+}
+
 }  // namespace
 }  // namespace cdc

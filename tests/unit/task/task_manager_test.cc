@@ -474,6 +474,67 @@ TEST_F(TaskManagerTest, PipelineFailurePausesTheTaskWithItsReason) {
   EXPECT_EQ(manager_->Get(id)->reason, "");
 }
 
+TEST_F(TaskManagerTest, TheFailedChangeIsKeptWithThePausedTaskAndClearedOnResume) {
+  const std::string id = MustCreate(Spec("c1"));
+  const FailedChange change{"default", "c1", "Insert", "by-dev-rootcoord-dml_0@1234", "target: field missing",
+                            1700000000123};
+  ASSERT_TRUE(pipelines_.ReportFailure(id, "fail to handle the op message pack, err: field missing", -1, change));
+  ASSERT_TRUE(WaitFor([&] { return StateOf(id) == TaskState::kPaused; }));
+  auto check = [&](const char* when) {
+    auto view = manager_->Get(id);
+    ASSERT_TRUE(view.ok()) << when;
+    ASSERT_TRUE(view->failed_change.has_value()) << when;
+    EXPECT_EQ(view->failed_change->db, "default") << when;
+    EXPECT_EQ(view->failed_change->collection, "c1") << when;
+    EXPECT_EQ(view->failed_change->operation, "Insert") << when;
+    EXPECT_EQ(view->failed_change->position, "by-dev-rootcoord-dml_0@1234") << when;
+    EXPECT_EQ(view->failed_change->message, "target: field missing") << when;
+    EXPECT_EQ(view->failed_change->time_ms, 1700000000123) << when;
+    EXPECT_EQ(view->reason, "fail to handle the op message pack, err: field missing") << when;
+  };
+  check("after the failure");
+  EXPECT_FALSE(fake_store_.Find(id)->failed_change_json.empty()) << "stored beside the reason";
+  EXPECT_TRUE(manager_->List().front().failed_change == std::nullopt) << "list does not carry it";
+
+  MakeManager();  // a restart keeps the task paused, and its failed change
+  EXPECT_EQ(StateOf(id), TaskState::kPaused);
+  check("after a restart");
+
+  ASSERT_TRUE(manager_->Resume(id).ok());
+  EXPECT_FALSE(manager_->Get(id)->failed_change.has_value());
+  EXPECT_EQ(fake_store_.Find(id)->failed_change_json, "");
+  // A later manual pause has no failed change to show.
+  ASSERT_TRUE(manager_->Pause(id).ok());
+  EXPECT_FALSE(manager_->Get(id)->failed_change.has_value());
+}
+
+TEST_F(TaskManagerTest, AFailureWithoutAChangeHasNoneAndAChangeWithoutATimeGetsOne) {
+  const std::string a = MustCreate(Spec("a"));
+  const std::string b = MustCreate(Spec("b"));
+  ASSERT_TRUE(pipelines_.ReportFailure(a, "fail to read the message, err: gone"));
+  ASSERT_TRUE(pipelines_.ReportFailure(b, "fail to handle the op message pack, err: x", -1,
+                                       FailedChange{"default", "b", "CreateIndex", "ch@1", "x", 0}));
+  ASSERT_TRUE(WaitFor([&] { return StateOf(a) == TaskState::kPaused && StateOf(b) == TaskState::kPaused; }));
+  EXPECT_FALSE(manager_->Get(a)->failed_change.has_value());
+  EXPECT_EQ(fake_store_.Find(a)->failed_change_json, "");
+  auto view = manager_->Get(b);
+  ASSERT_TRUE(view->failed_change.has_value());
+  EXPECT_GT(view->failed_change->time_ms, 0) << "the time the failure was handled";
+}
+
+TEST_F(TaskManagerTest, AnUnreadableStoredFailedChangeIsLeftOut) {
+  const std::string id = MustCreate(Spec("c1"));
+  ASSERT_TRUE(manager_->Pause(id).ok());
+  TaskRecord r = *fake_store_.Find(id);
+  r.failed_change_json = "{not json";
+  ASSERT_TRUE(fake_store_.PutTask(r).ok());
+  MakeManager();
+  auto view = manager_->Get(id);
+  ASSERT_TRUE(view.ok()) << view.status().ToString();
+  EXPECT_FALSE(view->failed_change.has_value());
+  EXPECT_EQ(view->state, TaskState::kPaused);
+}
+
 TEST_F(TaskManagerTest, StaleFailureReportsAreIgnored) {
   const std::string id = MustCreate(Spec("c1"));
   ASSERT_TRUE(manager_->Pause(id).ok());
