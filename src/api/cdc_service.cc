@@ -15,7 +15,7 @@ using json = nlohmann::json;
 
 namespace {
 
-const char* kTypes[] = {"create", "delete", "get", "list", "maintenance", "pause", "position", "resume"};
+const char* kTypes[] = {"create", "delete", "get", "list", "maintenance", "pause", "position", "resume", "skip"};
 
 bool IsClientError(const Status& st) {
   switch (st.code()) {
@@ -182,6 +182,7 @@ CdcReply CdcService::HandleType(const std::string& type, const json& data) {
     auto spec = DecodeTaskSpec(data);
     if (!spec.ok()) return Fail(400, "fail to decode the create request, error: " + spec.status().message());
     spec->exclude_collections.clear();  // server-owned
+    spec->skip_collections.clear();
     auto id = tasks_->Create(std::move(spec).value());
     if (!id.ok()) return HandlerError(type, id.status());
     return Ok({{"task_id", *id}});
@@ -218,6 +219,15 @@ CdcReply CdcService::HandleType(const std::string& type, const json& data) {
     if (view->failed_change) task["failed_change"] = FailedChangeObject(*view->failed_change);
     if (!view->progress.missing_users.empty()) task["missing_users"] = view->progress.missing_users;
     return Ok({{"task", task}, {"Task", task}});
+  }
+  if (type == "skip") {
+    std::string db;
+    std::string collection;
+    d.String(data, "db_name", "db_name", &db);
+    d.String(data, "collection_name", "collection_name", &collection);
+    if (!d.ok()) return decode_error();
+    Status st = tasks_->Skip(task_id, db, collection);
+    return st.ok() ? Ok() : HandlerError(type, st);
   }
   if (type == "position") {
     auto positions = tasks_->Positions(task_id);
@@ -273,6 +283,7 @@ json CdcService::TaskObject(const TaskView& view) const {
   json j = SpecToTaskObject(view.spec);
   j["state"] = TaskStateName(view.state);
   if (!view.reason.empty()) j["reason"] = view.reason;
+  j["skipped_collections"] = view.spec.skip_collections;  // always a list, [] when none
   return j;
 }
 

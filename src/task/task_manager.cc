@@ -1,5 +1,6 @@
 #include "task/task_manager.h"
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -19,12 +20,14 @@ int64_t NowMs() {
       .count();
 }
 
-// Two specs are "the same request" when everything but the id and the server-set exclusions match.
+// Two specs are "the same request" when everything but the id and the server-set lists match.
 bool SameRequest(TaskSpec a, TaskSpec b) {
   a.task_id.clear();
   b.task_id.clear();
   a.exclude_collections.clear();
   b.exclude_collections.clear();
+  a.skip_collections.clear();
+  b.skip_collections.clear();
   return SpecToJson(a) == SpecToJson(b) && SecretsToJson(a) == SecretsToJson(b);
 }
 
@@ -228,6 +231,53 @@ Status TaskManager::Resume(const std::string& task_id) {
   UpdateMetricsLocked();
   GetLogger("task")->info("task {} resumed", task_id);
   return Status::Ok();
+}
+
+Status TaskManager::Skip(const std::string& task_id, const std::string& db_name, const std::string& collection) {
+  if (task_id.empty()) return InvalidArgument("task_id is empty");
+  if (collection.empty()) return InvalidArgument("collection_name is empty: name the collection to skip");
+  const std::string db = db_name.empty() ? "default" : db_name;
+  if (db == "*" || collection == "*") {
+    return InvalidArgument("skip takes one collection: db_name and collection_name cannot be `*`");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end()) return NotFound("not found the task, task_id: " + task_id);
+  Entry& e = it->second;
+  const std::string name = db + "." + collection;
+  auto& skipped = e.spec.skip_collections;
+  if (std::find(skipped.begin(), skipped.end(), name) != skipped.end()) return Status::Ok();
+  if (!e.spec.CollectionInScope(db, collection)) {
+    return InvalidArgument("the collection " + name + " is not in the scope of the task, task_id: " + task_id);
+  }
+  TaskSpec spec = e.spec;
+  spec.skip_collections.push_back(name);
+  std::sort(spec.skip_collections.begin(), spec.skip_collections.end());
+  TaskRecord updated = e.record;
+  updated.spec_json = SpecToJson(spec).dump();
+  if (Status st = store_->PutTask(updated); !st.ok()) {
+    return st.WithContext("fail to store the skipped collection, task_id: " + task_id);
+  }
+  e.record = std::move(updated);
+  e.spec = std::move(spec);
+  auto log = GetLogger("task");
+  log->info("task {} skips collection {}", task_id, name);
+  if (e.record.state != TaskState::kRunning) return Status::Ok();  // the operator resumes it
+
+  // The pipeline holds the scope it started with: restart it (from its checkpoints).
+  StopPipelineLocked(e);
+  Status started = StartPipelineLocked(e);
+  if (started.ok()) return Status::Ok();
+  StopPipelineLocked(e);
+  Status persisted = PersistLocked(e, TaskState::kPaused, "fail to start task, err: " + started.message());
+  UpdateMetricsLocked();
+  log->error("task {} paused: it could not restart after skipping {}: {}", task_id, name, started.message());
+  if (!persisted.ok()) {
+    return Internal("the collection " + name + " is skipped, but the task could not restart: " + started.message() +
+                    " (and its pause could not be stored: " + persisted.message() + ")");
+  }
+  return Internal("the collection " + name + " is skipped, but the task could not restart and is paused: " +
+                  started.message());
 }
 
 StatusOr<TaskView> TaskManager::Get(const std::string& task_id) {

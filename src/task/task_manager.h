@@ -62,6 +62,10 @@ class TaskManager {
   Status Delete(const std::string& task_id, bool ignore_not_found);
   Status Pause(const std::string& task_id);
   Status Resume(const std::string& task_id);
+  // Leaves source collection `db`.`collection` (db empty: "default") out of the task's scope
+  // from now on and stores that with the spec. A running task's pipeline is restarted with the
+  // new scope (blocks like Pause); a paused task stays paused. Idempotent.
+  Status Skip(const std::string& task_id, const std::string& db, const std::string& collection);
   StatusOr<TaskView> Get(const std::string& task_id);
   std::vector<TaskView> List();
   StatusOr<std::vector<ChannelPosition>> Positions(const std::string& task_id);

@@ -279,9 +279,15 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json& data) {
       }
     }
   }
+  // Server-set lists, read back from the stored spec (the API clears them on create).
   if (const json* ex = d.Array(data, "exclude_collections", "exclude_collections")) {
     for (const auto& e : *ex) {
       if (e.is_string()) s.exclude_collections.push_back(e.get<std::string>());
+    }
+  }
+  if (const json* skip = d.Array(data, "skip_collections", "skip_collections")) {
+    for (const auto& e : *skip) {
+      if (e.is_string()) s.skip_collections.push_back(e.get<std::string>());
     }
   }
   if (!d.ok()) return InvalidArgument(d.ErrorText());
@@ -377,6 +383,7 @@ json SpecToJson(const TaskSpec& s) {
   json j = SpecToTaskObject(s);
   j.erase("task_id");
   if (!s.exclude_collections.empty()) j["exclude_collections"] = s.exclude_collections;
+  if (!s.skip_collections.empty()) j["skip_collections"] = s.skip_collections;
   return j;
 }
 

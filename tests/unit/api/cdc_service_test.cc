@@ -148,7 +148,7 @@ TEST_F(CdcServiceTest, RequestTypeOfWrongType) {
 
 TEST_F(CdcServiceTest, UnknownRequestTypeListsTheTypes) {
   const json expected = json::parse(R"({"code":400,
-    "message":"invalid 'request_type' param, can be set [create delete get list maintenance pause position resume]"})");
+    "message":"invalid 'request_type' param, can be set [create delete get list maintenance pause position resume skip]"})");
   EXPECT_EQ(Post(Req("nope")), expected);
   EXPECT_EQ(Post(Req("LIST")), expected) << "request_type is case-sensitive";
   EXPECT_EQ(Post(json::object()), expected);
@@ -196,6 +196,9 @@ TEST_F(CdcServiceTest, OtherTypeMismatchesNameTheField) {
        "fail to decode the get request, error: 'task_id' expected type 'string', got 'float'"},
       {Req("position", {{"task_id", json::object()}}),
        "fail to decode the position request, error: 'task_id' expected type 'string', got 'object'"},
+      {Req("skip", {{"task_id", "x"}, {"db_name", 1}, {"collection_name", false}}),
+       "fail to decode the skip request, error: 'db_name' expected type 'string', got 'int'; "
+       "'collection_name' expected type 'string', got 'bool'"},
   };
   for (const auto& [request, message] : cases) {
     json r = Post(request);
@@ -698,6 +701,51 @@ TEST_F(CdcServiceTest, UserPasswordsErrors) {
             Refused("create", "user_passwords is only used with extra_info.enable_user_role: true; set it or "
                               "remove user_passwords"));
   EXPECT_EQ(store_.Size(), 0u);
+}
+
+// ---------------- skip ----------------
+
+TEST_F(CdcServiceTest, SkipRecordsTheCollectionAndShowsIt) {
+  const std::string id =
+      Post(CreateWith(json::parse(R"({"collection_infos": [{"name": "a"}, {"name": "b"}]})")))["data"]["task_id"];
+  EXPECT_EQ(Post(Req("get", {{"task_id", id}}))["data"]["task"]["skipped_collections"], json::array())
+      << "an empty list when nothing is skipped";
+  EXPECT_EQ(Post(Req("skip", {{"task_id", id}, {"db_name", "default"}, {"collection_name", "a"}})).dump(),
+            R"({"code":200})");
+  EXPECT_EQ(Post(Req("skip", {{"task_id", id}, {"collection_name", "a"}})).dump(), R"({"code":200})")
+      << "db_name defaults to default; skipping twice is fine";
+  json task = Post(Req("get", {{"task_id", id}}))["data"]["task"];
+  EXPECT_EQ(task["skipped_collections"], json::array({"default.a"}));
+  EXPECT_EQ(task["state"], "Running");
+  EXPECT_EQ(Post(Req("list"))["data"]["tasks"][0]["skipped_collections"], json::array({"default.a"}));
+  EXPECT_EQ(pipelines_.CountsFor(id).starts, 2) << "the running pipeline was restarted with the new scope";
+
+  ASSERT_EQ(Post(Req("pause", {{"task_id", id}}))["code"], 200);
+  EXPECT_EQ(Post(Req("skip", {{"task_id", id}, {"collection_name", "b"}}))["code"], 200);
+  task = Post(Req("get", {{"task_id", id}}))["data"]["task"];
+  EXPECT_EQ(task["state"], "Paused") << "the operator resumes it";
+  EXPECT_EQ(task["skipped_collections"], json::array({"default.a", "default.b"}));
+
+  const std::string out = metrics_.Render();
+  EXPECT_TRUE(Has(out, "milvus_cdc_request_total{request_type=\"skip\",request_status=\"total\"} 3")) << out;
+  EXPECT_TRUE(Has(out, "milvus_cdc_request_total{request_type=\"skip\",request_status=\"success\"} 3")) << out;
+}
+
+TEST_F(CdcServiceTest, SkipErrors) {
+  const std::string id = CreateTask("a");
+  const std::pair<json, std::string> cases[] = {
+      {Req("skip", {{"task_id", "nope"}, {"collection_name", "a"}}), "not found the task, task_id: nope"},
+      {Req("skip", {{"collection_name", "a"}}), "task_id is empty"},
+      {Req("skip", {{"task_id", id}}), "collection_name is empty: name the collection to skip"},
+      {Req("skip", {{"task_id", id}, {"collection_name", "*"}}),
+       "skip takes one collection: db_name and collection_name cannot be `*`"},
+      {Req("skip", {{"task_id", id}, {"collection_name", "b"}}),
+       "the collection default.b is not in the scope of the task, task_id: " + id},
+      {Req("skip", {{"task_id", id}, {"db_name", "db1"}, {"collection_name", "a"}}),
+       "the collection db1.a is not in the scope of the task, task_id: " + id},
+  };
+  for (const auto& [request, message] : cases) EXPECT_EQ(Post(request), Refused("skip", message)) << request.dump();
+  EXPECT_EQ(Post(Req("get", {{"task_id", id}}))["data"]["task"]["skipped_collections"], json::array());
 }
 
 // ---------------- failed change, missing users ----------------

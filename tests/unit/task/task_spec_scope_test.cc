@@ -1,4 +1,5 @@
-// TaskSpec with several collections and databases: validation and CollectionInScope.
+// TaskSpec with several collections and databases: validation, CollectionInScope, and the
+// server-set skip list in the stored spec.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -136,6 +137,20 @@ TEST(CollectionInScopeTest, ExcludedAndSkippedCollectionsAreOut) {
   EXPECT_TRUE(s.CollectionInScope("db3", "fine"));
   EXPECT_FALSE(s.CollectionInScope("default", "a"));
   EXPECT_TRUE(s.CollectionInScope("default", "b"));
+}
+
+TEST(SkipCollectionsTest, StoredWithTheSpecNeverShownByTheTaskObject) {
+  TaskSpec s = Decoded(R"({"collection_infos": [{"name": "a"}, {"name": "b"}]})");
+  EXPECT_FALSE(SpecToJson(s).contains("skip_collections")) << "absent when none";
+  s.skip_collections = {"default.a"};
+  json stored = SpecToJson(s);
+  EXPECT_EQ(stored["skip_collections"], json::array({"default.a"}));
+  EXPECT_FALSE(SpecToTaskObject(s).contains("skip_collections")) << "the API layer shows it as skipped_collections";
+  auto restored = SpecFromStored(stored.dump(), "");
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_EQ(restored->skip_collections, std::vector<std::string>{"default.a"});
+  EXPECT_FALSE(restored->CollectionInScope("default", "a"));
+  EXPECT_TRUE(restored->CollectionInScope("default", "b"));
 }
 
 }  // namespace
