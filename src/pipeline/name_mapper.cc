@@ -6,6 +6,11 @@ bool TaskScope::CollectionInScope(const std::string& db, const std::string& coll
   return spec_.CollectionInScope(db, collection);
 }
 
+bool TaskScope::ReplayFromCreation(const std::string& db, const std::string& collection) const {
+  const CollectionInfo* entry = spec_.EntryFor(db, collection);
+  return entry && entry->use_start_position;
+}
+
 bool TaskScope::DatabaseInScope(const std::string& db) const {
   if (!spec_.db_collections) return false;
   for (const auto& [key, list] : *spec_.db_collections) {

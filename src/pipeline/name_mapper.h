@@ -16,6 +16,9 @@ class TaskScope {
   // See TaskSpec::CollectionInScope: the list of `db` (else of `*`), minus excluded and
   // skipped collections.
   bool CollectionInScope(const std::string& db, const std::string& collection) const;
+  // True when the entry covering it asks for `use_start_position`: its retained log is
+  // replayed from its creation on the task's first start.
+  bool ReplayFromCreation(const std::string& db, const std::string& collection) const;
   // Database-level operations (create/drop database) follow only for db_collections tasks
   // with a key that is that database or `*`.
   bool DatabaseInScope(const std::string& db) const;

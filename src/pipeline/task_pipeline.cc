@@ -31,22 +31,6 @@ int64_t NowMs() {
       .count();
 }
 
-bool WantsEarliest(const TaskSpec& spec) {
-  if (spec.collection_infos) {
-    for (const auto& c : *spec.collection_infos) {
-      if (c.use_start_position) return true;
-    }
-  }
-  if (spec.db_collections) {
-    for (const auto& [db, list] : *spec.db_collections) {
-      for (const auto& c : list) {
-        if (c.use_start_position) return true;
-      }
-    }
-  }
-  return false;
-}
-
 class TaskPipeline : public Pipeline {
  public:
   TaskPipeline(PipelineContext ctx, std::string task_id, const TaskSpec& spec, PipelineFailure on_failure)
@@ -257,6 +241,7 @@ class TaskPipeline : public Pipeline {
     // 3. Where to start: stored checkpoints, and the intents that bound a replay.
     std::map<std::string, decode::Position> resume;
     std::map<std::string, uint64_t> replay;
+    std::map<std::string, int64_t> pins;
     auto stored = ctx_.store->GetPositions(task_id_);
     if (!stored.ok()) return stored.status().WithContext("fail to read the task positions");
     for (const auto& p : *stored) {
@@ -265,6 +250,8 @@ class TaskPipeline : public Pipeline {
       if (!DecodeCheckpoint(p.data, &offset, &ts)) continue;
       if (p.collection_id == kIntentId) {
         replay[p.channel] = ts;
+      } else if (p.collection_id == kPinId) {
+        pins[p.channel] = offset;
       } else {
         resume[p.channel] = decode::Position{p.channel, offset, ts};
       }
@@ -287,9 +274,11 @@ class TaskPipeline : public Pipeline {
     sink.SetResumedAt(resumed_at);
 
     // A first start copies from "now": pin the current end of every channel the task
-    // reads before preparing the target, so nothing written meanwhile is missed.
-    if (resume.empty() && !WantsEarliest(scope_.spec())) {
-      st = PinLatest(catalog, &resume);
+    // reads before preparing the target, so nothing written meanwhile is missed. Collections
+    // whose entry asks for use_start_position replay their retained log from their creation;
+    // their channels start there, and the pins drop what the others wrote before the task.
+    if (resume.empty() && pins.empty()) {
+      st = PinLatest(catalog, &resume, &pins);
       if (!st.ok()) return st.WithContext("fail to store the task's start positions");
     }
 
@@ -314,8 +303,10 @@ class TaskPipeline : public Pipeline {
     };
     ro.database_in_scope = [this](const std::string& db) { return scope_.DatabaseInScope(db); };
     ro.rbac = scope_.spec().enable_user_role;
-    ro.from = WantsEarliest(scope_.spec()) ? source::LogReaderOptions::From::kEarliest
-                                           : source::LogReaderOptions::From::kLatest;
+    ro.replay_from_creation = [this](const std::string& db, const std::string& c) {
+      return scope_.ReplayFromCreation(db, c);
+    };
+    ro.pins = pins;
     ro.resume = resume;
     ro.queue_packs = static_cast<size_t>(std::max(2, cfg.source.read_chan_len * 16));
     source::LogReader reader(ro, &follower, &catalog, &sink);
@@ -336,14 +327,21 @@ class TaskPipeline : public Pipeline {
   }
 
   // Stores the current end offset of the replicate channel and of every pchannel an
-  // in-scope collection uses as the task's first checkpoints.
-  Status PinLatest(const source::Catalog& catalog, std::map<std::string, decode::Position>* resume) {
+  // in-scope collection uses as the task's pins, and as its first checkpoints where no
+  // collection replays from its creation.
+  Status PinLatest(const source::Catalog& catalog, std::map<std::string, decode::Position>* resume,
+                   std::map<std::string, int64_t>* pins) {
     const Config& cfg = *ctx_.config;
     std::set<std::string> topics;
-    if (!cfg.source.replicate_chan.empty()) topics.insert(cfg.source.replicate_chan);
+    std::set<std::string> replayed;  // channels read from a collection's creation instead
     for (const auto& c : catalog.Collections()) {
       if (!scope_.CollectionInScope(c->db_name, c->name)) continue;
       topics.insert(c->pchannels.begin(), c->pchannels.end());
+      if (scope_.ReplayFromCreation(c->db_name, c->name)) replayed.insert(c->pchannels.begin(), c->pchannels.end());
+    }
+    if (!cfg.source.replicate_chan.empty()) {
+      topics.insert(cfg.source.replicate_chan);
+      if (!replayed.empty()) replayed.insert(cfg.source.replicate_chan);
     }
     source::KafkaReaderConfig kafka;
     kafka.bootstrap_servers = cfg.source.kafka.address;
@@ -359,6 +357,9 @@ class TaskPipeline : public Pipeline {
         continue;
       }
       const int64_t end = *hw;
+      (*pins)[topic] = end;
+      pinned.push_back(ChannelPosition{kPinId, topic, EncodeCheckpoint(end, 0)});
+      if (replayed.count(topic)) continue;
       (*resume)[topic] = decode::Position{topic, end, 0};
       const int64_t id = topic == cfg.source.replicate_chan ? kReplicateCheckpointId : kCheckpointId;
       pinned.push_back(ChannelPosition{id, topic, EncodeCheckpoint(end, 0)});

@@ -38,6 +38,16 @@ bool LogReader::InScope(const CollectionMeta& c) const {
   return options_.collection_in_scope && options_.collection_in_scope(c.db_name, c.name);
 }
 
+bool LogReader::Replays(const CollectionMeta& c) const {
+  return options_.from == LogReaderOptions::From::kEarliest ||
+         (options_.replay_from_creation && options_.replay_from_creation(c.db_name, c.name));
+}
+
+bool LogReader::BeforePin(const std::string& channel, int64_t offset) const {
+  auto pin = options_.pins.find(channel);
+  return pin != options_.pins.end() && offset < pin->second;
+}
+
 void LogReader::Wake() {
   {
     std::lock_guard<std::mutex> lock(wake_mu_);
@@ -48,16 +58,19 @@ void LogReader::Wake() {
 
 Status LogReader::Start() {
   follower_->SetNotify([this] { Wake(); });
-  // Every pchannel an in-scope collection uses; with kEarliest, from the earliest
-  // creation position among the collections sharing it.
+  // Every pchannel an in-scope collection uses; for collections that replay, from the
+  // earliest creation position among those sharing it.
   std::map<std::string, std::optional<int64_t>> starts;
+  bool any_replay = options_.from == LogReaderOptions::From::kEarliest;
   for (const auto& c : catalog_->Collections()) {
     if (!InScope(*c)) continue;
     announced_.insert(c->id);
+    const bool replays = Replays(*c);
+    any_replay = any_replay || replays;
     for (const auto& pch : c->pchannels) {
       channel_collections_[pch].insert(c->id);
       auto& start = starts[pch];
-      if (options_.from != LogReaderOptions::From::kEarliest) continue;
+      if (!replays) continue;
       auto sp = c->start_positions.find(pch);
       auto off = sp == c->start_positions.end() ? std::nullopt : KafkaOffset(sp->second);
       if (off && (!start || *off < *start)) start = off;
@@ -74,7 +87,7 @@ Status LogReader::Start() {
       ro.start = StartAt::Offset(it->second.offset);
       std::lock_guard<std::mutex> lock(status_mu_);
       applied_[ro.topic] = it->second;
-    } else if (options_.from == LogReaderOptions::From::kEarliest) {
+    } else if (any_replay) {
       ro.start = StartAt::Earliest();
     }
     replicate_ = std::make_unique<ChannelReader>(ro, [this] { Wake(); });
@@ -226,6 +239,7 @@ StatusOr<SourceItem> LogReader::Route(const decode::Pack& pack, bool* needs_refr
       continue;
     }
     if (!InScope(*meta)) continue;
+    if (!Replays(*meta) && BeforePin(pack.channel, ev.position.offset)) continue;  // predates the task
     item.events.push_back(RoutedEvent{ev, meta});
   }
   return item;
@@ -354,12 +368,18 @@ StatusOr<bool> LogReader::EmitPack(const std::string& channel, const decode::Pac
 }
 
 bool LogReader::ReplicateInScope(const decode::Event& ev) const {
-  if (IsDatabaseOp(ev.msg_type)) return options_.database_in_scope && options_.database_in_scope(ev.db_name);
+  // Operations written before the task first started count only for collections that replay.
+  const bool before_pin = BeforePin(ev.position.channel, ev.position.offset);
+  if (IsDatabaseOp(ev.msg_type)) {
+    return !before_pin && options_.database_in_scope && options_.database_in_scope(ev.db_name);
+  }
   const std::string db = ev.db_name.empty() ? "default" : ev.db_name;
   auto names = decode::CollectionNamesOf(ev);
-  if (names.empty()) return options_.database_in_scope && options_.database_in_scope(db);
+  if (names.empty()) return !before_pin && options_.database_in_scope && options_.database_in_scope(db);
   for (const auto& n : names) {
-    if (options_.collection_in_scope && options_.collection_in_scope(db, n)) return true;
+    if (!options_.collection_in_scope || !options_.collection_in_scope(db, n)) continue;
+    if (!before_pin) return true;
+    if (auto meta = catalog_->CollectionByName(db, n); meta && Replays(*meta)) return true;
   }
   return false;
 }

@@ -60,8 +60,13 @@ struct LogReaderOptions {
   std::function<bool(const std::string& db, const std::string& collection)> collection_in_scope;
   std::function<bool(const std::string& db)> database_in_scope;
   bool rbac = false;  // pass role, user and grant changes (extra_info.enable_user_role)
-  // Where to start channels without a stored position.
+  // Where to start channels without a stored position: kEarliest replays every collection's
+  // retained log from its creation; replay_from_creation asks it per collection.
   enum class From { kLatest, kEarliest } from = From::kLatest;
+  std::function<bool(const std::string& db, const std::string& collection)> replay_from_creation;
+  // The end of each channel when the task first started: what a collection that does not replay
+  // from its creation wrote before it predates the task and is dropped.
+  std::map<std::string, int64_t> pins;
   std::map<std::string, decode::Position> resume;  // stored checkpoints by channel
   size_t queue_packs = 64;
 };
@@ -108,6 +113,9 @@ class LogReader {
   Status EnsureChannel(const std::string& pchannel, std::optional<int64_t> start_offset);
   void RetireIdleChannels();
   bool InScope(const CollectionMeta& c) const;
+  bool Replays(const CollectionMeta& c) const;
+  // True when `offset` of `channel` predates the task for a collection that does not replay.
+  bool BeforePin(const std::string& channel, int64_t offset) const;
   bool ReplicateInScope(const decode::Event& ev) const;
   // Routes a pack's events; an unknown collection triggers one metadata refresh.
   StatusOr<SourceItem> Route(const decode::Pack& pack, bool* needs_refresh);

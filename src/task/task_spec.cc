@@ -156,11 +156,11 @@ std::vector<std::string> TaskSpec::ScopeNames() const {
   return names;
 }
 
-bool TaskSpec::CollectionInScope(const std::string& db, const std::string& collection) const {
+const CollectionInfo* TaskSpec::EntryFor(const std::string& db, const std::string& collection) const {
   const std::string name = db + "." + collection;
-  if (std::find(skip_collections.begin(), skip_collections.end(), name) != skip_collections.end()) return false;
+  if (std::find(skip_collections.begin(), skip_collections.end(), name) != skip_collections.end()) return nullptr;
   for (const auto& excluded : exclude_collections) {
-    if (ScopeMatches(excluded, name)) return false;
+    if (ScopeMatches(excluded, name)) return nullptr;
   }
   const std::vector<CollectionInfo>* list = nullptr;
   if (collection_infos && !collection_infos->empty()) {
@@ -170,9 +170,18 @@ bool TaskSpec::CollectionInScope(const std::string& db, const std::string& colle
     if (it == db_collections->end()) it = db_collections->find("*");
     if (it != db_collections->end()) list = &it->second;
   }
-  if (!list) return false;
-  return std::any_of(list->begin(), list->end(),
-                     [&](const CollectionInfo& c) { return c.name == "*" || c.name == collection; });
+  if (!list) return nullptr;
+  // A named entry wins over `*` (a list holds one or the other, but be exact anyway).
+  const CollectionInfo* wildcard = nullptr;
+  for (const auto& c : *list) {
+    if (c.name == collection) return &c;
+    if (c.name == "*") wildcard = &c;
+  }
+  return wildcard;
+}
+
+bool TaskSpec::CollectionInScope(const std::string& db, const std::string& collection) const {
+  return EntryFor(db, collection) != nullptr;
 }
 
 StatusOr<TaskSpec> DecodeTaskSpec(const json& data) {

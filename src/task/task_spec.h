@@ -88,9 +88,10 @@ struct TaskSpec {
 
   // "db.collection" names this task covers (collection_infos imply db "default").
   std::vector<std::string> ScopeNames() const;
-  // Whether source collection `db`.`collection` is replicated: as the official server, a
-  // db_collections task uses the list of `db`, else the list of `*`; a list covers a collection
-  // it names or holds `*`. Excluded and skipped names are out.
+  // The scope entry covering source collection `db`.`collection`, or null: as the official
+  // server, a db_collections task uses the list of `db`, else the list of `*`; a list covers a
+  // collection it names or holds `*`. Excluded and skipped names are out.
+  const CollectionInfo* EntryFor(const std::string& db, const std::string& collection) const;
   bool CollectionInScope(const std::string& db, const std::string& collection) const;
 };
 
