@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from pymilvus import connections, db
+from pymilvus import Collection, connections, db, utility
 
 import schema_matrix as sm
 from cdc_server import CdcServer
@@ -61,7 +61,6 @@ def read_target(m, case):
         if (case.partition_key is not None and tgt.rows == src.rows
                 and tgt.partition_rows != src.partition_rows):
             # rows per partition are counted in flushed segments: flush TARGET as an operator would
-            from pymilvus import Collection
             Collection(name, using=TGT).flush(timeout=120)
             tgt.partition_rows = sm.partition_rows(TGT, m.db, name, tgt.meta["partitions"])
     except Exception as e:  # noqa: BLE001 - not there yet, not loaded yet: "not equal yet"
@@ -148,23 +147,35 @@ def matrix(tmp_path_factory, bed_env, source, target):
                  m.task.get("state"), m.task.get("reason")))
         yield m
     finally:
-        if srv is not None:
-            if getattr(srv, "task_id", None):
-                srv.post("delete", {"task_id": srv.task_id})
-            srv.stop()
-        drop_database(SRC, "source", m.db)
-        if connect_target(bed_env, m.db):
-            drop_database(TGT, "target", m.db)
-        for alias in (SRC, TGT):
-            if connections.has_connection(alias):
-                connections.disconnect(alias)
+        cleanup(srv, m, bed_env)
 
 
-def drop_database(alias, default_alias, dbname):
-    from pymilvus import utility
-    for name in utility.list_collections(using=alias):
-        utility.drop_collection(name, using=alias)
-    db.drop_database(dbname, using=default_alias)
+def cleanup(srv, m, bed_env):
+    """Deletes the task, stops the server, drops the database on both sides; every step is tried
+    and the failures reported together."""
+    errors = []
+
+    def attempt(what, fn):
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - try the other steps, report at the end
+            errors.append("%s: %r" % (what, e))
+
+    def drop_database(alias, default_alias):
+        for name in utility.list_collections(using=alias):
+            utility.drop_collection(name, using=alias)
+        db.drop_database(m.db, using=default_alias)
+
+    if srv is not None:
+        if getattr(srv, "task_id", None):
+            attempt("delete the task", lambda: srv.post("delete", {"task_id": srv.task_id}))
+        attempt("stop the server", srv.stop)
+    attempt("drop %s on SOURCE" % m.db, lambda: drop_database(SRC, "source"))
+    attempt("drop %s on TARGET" % m.db, lambda: connect_target(bed_env, m.db) and drop_database(TGT, "target"))
+    for alias in (SRC, TGT):
+        if connections.has_connection(alias):
+            connections.disconnect(alias)
+    assert not errors, "cleanup failed: %s" % "; ".join(errors)
 
 
 def explain(m, name):
