@@ -341,6 +341,8 @@ sourceConfig:
     metaSubPath: meta
   kafka:
     address: 127.0.0.1:$KAFKA_PORT
+  milvus:
+    uri: http://127.0.0.1:$(proxy_port source)
   replicateChan: ${M_ROOT[source]}-replicate-msg
   channelNum: $DML_CHANNELS
 EOF

@@ -15,7 +15,7 @@ using json = nlohmann::json;
 
 namespace {
 
-const char* kTypes[] = {"create", "delete", "get", "list", "maintenance", "pause", "position", "resume"};
+const char* kTypes[] = {"create", "delete", "get", "list", "maintenance", "pause", "position", "resume", "skip"};
 
 bool IsClientError(const Status& st) {
   switch (st.code()) {
@@ -50,15 +50,29 @@ CdcReply HandlerError(const std::string& type, const Status& st) {
 json Redacted(json data) {
   if (!data.is_object()) return data;
   for (auto it = data.begin(); it != data.end(); ++it) {
+    std::string key = it.key();
+    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (key == "user_passwords") {  // user names stay readable, passwords do not
+      if (!it->is_object()) {
+        *it = "***";
+        continue;
+      }
+      for (auto& password : *it) password = "***";
+      continue;
+    }
     if (it->is_object()) {
       *it = Redacted(*it);
       continue;
     }
-    std::string key = it.key();
-    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::tolower(c); });
     if (key == "token" || key == "password" || key == "username") *it = "***";
   }
   return data;
+}
+
+// The source change that paused a task, as get shows it.
+json FailedChangeObject(const FailedChange& c) {
+  return {{"db", c.db},           {"collection", c.collection}, {"operation", c.operation},
+          {"position", c.position}, {"message", c.message},       {"time", c.time_ms}};
 }
 
 // One stored checkpoint as the official `position` reply shows it; null for records
@@ -168,6 +182,7 @@ CdcReply CdcService::HandleType(const std::string& type, const json& data) {
     auto spec = DecodeTaskSpec(data);
     if (!spec.ok()) return Fail(400, "fail to decode the create request, error: " + spec.status().message());
     spec->exclude_collections.clear();  // server-owned
+    spec->skip_collections.clear();
     auto id = tasks_->Create(std::move(spec).value());
     if (!id.ok()) return HandlerError(type, id.status());
     return Ok({{"task_id", *id}});
@@ -201,7 +216,18 @@ CdcReply CdcService::HandleType(const std::string& type, const json& data) {
     if (!view->progress.last_error.empty()) {
       task["last_error"] = {{"message", view->progress.last_error}, {"time", view->progress.last_error_ms}};
     }
+    if (view->failed_change) task["failed_change"] = FailedChangeObject(*view->failed_change);
+    if (!view->progress.missing_users.empty()) task["missing_users"] = view->progress.missing_users;
     return Ok({{"task", task}, {"Task", task}});
+  }
+  if (type == "skip") {
+    std::string db;
+    std::string collection;
+    d.String(data, "db_name", "db_name", &db);
+    d.String(data, "collection_name", "collection_name", &collection);
+    if (!d.ok()) return decode_error();
+    Status st = tasks_->Skip(task_id, db, collection);
+    return st.ok() ? Ok() : HandlerError(type, st);
   }
   if (type == "position") {
     auto positions = tasks_->Positions(task_id);
@@ -257,6 +283,7 @@ json CdcService::TaskObject(const TaskView& view) const {
   json j = SpecToTaskObject(view.spec);
   j["state"] = TaskStateName(view.state);
   if (!view.reason.empty()) j["reason"] = view.reason;
+  j["skipped_collections"] = view.spec.skip_collections;  // always a list, [] when none
   return j;
 }
 

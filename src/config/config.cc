@@ -118,7 +118,8 @@ class YamlFields {
       if (leaf.taken) continue;
       // An empty section of ours (e.g. `retry:` with every child commented out) is fine.
       static const char* kSections[] = {"metastoreconfig", "metastoreconfig.etcd", "sourceconfig",
-                                        "sourceconfig.etcd", "sourceconfig.kafka", "retry"};
+                                        "sourceconfig.etcd", "sourceconfig.kafka", "sourceconfig.milvus",
+                                        "retry"};
       if (leaf.node.IsNull() &&
           std::any_of(std::begin(kSections), std::end(kSections), [&](const char* s) { return key == s; })) {
         continue;
@@ -261,6 +262,11 @@ Status Config::Validate() const {
   RETURN_IF_ERROR(ValidateEtcd("metaStoreConfig.etcd", meta_store.etcd));
   RETURN_IF_ERROR(ValidateEtcd("sourceConfig.etcd", source.etcd));
   if (source.channel_num < 0) return InvalidArgument("config key 'sourceConfig.channelNum' must be >= 0");
+  if (!source.milvus.uri.empty() && source.milvus.uri.rfind("http://", 0) != 0 &&
+      source.milvus.uri.rfind("https://", 0) != 0) {
+    return InvalidArgument("config key 'sourceConfig.milvus.uri' must start with http:// or https://, got '" +
+                           source.milvus.uri + "'");
+  }
   if (source.read_chan_len <= 0) return InvalidArgument("config key 'sourceConfig.readChanLen' must be > 0");
   if (retry.retry_times < 0 || retry.init_backoff_s < 0 || retry.max_backoff_s < 0) {
     return InvalidArgument("config keys 'retry.*' must be >= 0");
@@ -311,6 +317,11 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, std::vector<std::stri
   RETURN_IF_ERROR(f.String("sourceConfig.kafka.saslMechanisms", &s.kafka.sasl_mechanisms));
   RETURN_IF_ERROR(f.String("sourceConfig.kafka.securityProtocol", &s.kafka.security_protocol));
   f.StringMap("sourceConfig.kafka.consumer", &s.kafka.consumer);
+  RETURN_IF_ERROR(f.String("sourceConfig.milvus.uri", &s.milvus.uri));
+  RETURN_IF_ERROR(f.String("sourceConfig.milvus.token", &s.milvus.token));
+  RETURN_IF_ERROR(f.String("sourceConfig.milvus.caPemPath", &s.milvus.ca_pem_path));
+  RETURN_IF_ERROR(f.String("sourceConfig.milvus.serverName", &s.milvus.server_name));
+  RETURN_IF_ERROR(f.Int("sourceConfig.milvus.connectTimeout", &s.milvus.connect_timeout_s));
   RETURN_IF_ERROR(f.String("sourceConfig.replicateChan", &s.replicate_chan));
   RETURN_IF_ERROR(f.Int("sourceConfig.channelNum", &s.channel_num));
   RETURN_IF_ERROR(f.Int("sourceConfig.readChanLen", &s.read_chan_len));

@@ -44,9 +44,20 @@ struct KafkaSourceConfig {
   std::string security_protocol;
 };
 
+// The source Milvus's own API (optional). Read for what etcd does not hold right: Milvus 2.3
+// writes a collection's properties to etcd one AlterCollection late (docs/milvus-notes.md).
+struct SourceMilvusConfig {
+  std::string uri;    // http(s)://host:port; empty: not used
+  std::string token;  // user:password; secret
+  std::string ca_pem_path;
+  std::string server_name;
+  int connect_timeout_s = 5;
+};
+
 struct SourceConfig {
   EtcdConfig etcd;
   KafkaSourceConfig kafka;
+  SourceMilvusConfig milvus;
   std::string replicate_chan = "by-dev-replicate-msg";
   int channel_num = 0;
   int read_chan_len = 4;

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "decode/decoder.h"
+#include "pipeline/upsert_pairs.h"
 #include "milvus.pb.h"
 #include "msg.pb.h"
 #include "util/log.h"
@@ -26,6 +27,11 @@ bool IsPartitionKeyCollection(const source::CollectionMeta& meta) {
 }
 
 using Clock = std::chrono::steady_clock;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 std::string DbOrDefault(const std::string& db) { return db.empty() ? "default" : db; }
 
@@ -77,9 +83,17 @@ bool AppendRows(msgpb::InsertRequest* into, const msgpb::InsertRequest& from) {
 }
 
 
-ChangeApplier::ChangeApplier(std::string task_id, const TaskScope* scope, target::MilvusApplier* applier,
-                             Metrics* metrics, IntentWriter intent)
-    : task_id_(std::move(task_id)), scope_(scope), applier_(applier), metrics_(metrics), intent_(std::move(intent)) {
+ChangeApplier::ChangeApplier(std::string task_id, const TaskScope* scope, const source::Catalog* catalog,
+                             target::MilvusApplier* applier, Metrics* metrics, IntentWriter intent)
+    : task_id_(std::move(task_id)),
+      scope_(scope),
+      catalog_(catalog),
+      applier_(applier),
+      metrics_(metrics),
+      intent_(std::move(intent)) {
+  if (scope_->spec().enable_user_role) {
+    rbac_ = std::make_unique<RbacSync>(task_id_, applier_, scope_->spec().user_passwords);
+  }
   metrics_->Describe("milvus_cdc_pack_latency_ms", Metrics::Type::kHistogram,
                      "Milliseconds per source pack with changes, by stage: queued (its closing tick read, to "
                      "its apply starting), intent (the write-ahead record), apply (the target calls)",
@@ -116,7 +130,8 @@ Status ChangeApplier::EnsureCollection(const source::CollectionMeta& meta) {
   spec.schema = meta.schema;
   spec.shards_num = meta.shards_num;
   spec.consistency_level = meta.consistency_level;
-  spec.properties = meta.properties;
+  auto properties = SourceProperties(meta);
+  spec.properties = properties.ok() ? *properties : meta.properties;  // not found: dropped meanwhile
   const bool partition_key = IsPartitionKeyCollection(meta);
   if (partition_key) spec.num_partitions = static_cast<int64_t>(meta.partitions.size());
   RETURN_IF_ERROR(applier_->CreateCollection(spec));
@@ -131,7 +146,67 @@ Status ChangeApplier::EnsureCollection(const source::CollectionMeta& meta) {
   dropped_.erase(meta.id);
   GetLogger("apply")->info("task {}: collection {}.{} (source id {}) is on the target as {}.{}", task_id_,
                            meta.db_name, meta.name, meta.id, db, name);
+  return EnsureAliases(meta);
+}
+
+Status ChangeApplier::EnsureAliases(const source::CollectionMeta& meta) {
+  auto [db, name] = TargetOf(meta);
+  for (const auto& a : catalog_->AliasesOf(meta.id)) {
+    RETURN_IF_ERROR(applier_->CreateAlias(db, name, a.name));
+    CountOp("CreateAlias");
+  }
   return Status::Ok();
+}
+
+StatusOr<std::vector<std::pair<std::string, std::string>>> ChangeApplier::SourceProperties(
+    const source::CollectionMeta& meta) {
+  if (!read_properties_) return meta.properties;
+  auto got = read_properties_(meta.db_name, meta.name);
+  if (got.ok() || got.status().code() == StatusCode::kNotFound) return got;
+  GetLogger("apply")->warn("task {}: cannot read the properties of {}.{} from the source Milvus, using etcd's: {}",
+                           task_id_, meta.db_name, meta.name, got.status().message());
+  return meta.properties;
+}
+
+Status ChangeApplier::ApplyProperties(const source::CollectionMeta& meta) {
+  auto wanted = SourceProperties(meta);
+  if (!wanted.ok() && wanted.status().code() == StatusCode::kNotFound) return Status::Ok();  // gone (renamed, dropped)
+  if (!wanted.ok()) return wanted.status();
+  auto [db, name] = TargetOf(meta);
+  ASSIGN_OR_RETURN(auto described, applier_->DescribeCollection(db, name));
+  std::map<std::string, std::string> have;
+  for (const auto& kv : described.properties()) have[kv.key()] = kv.value();
+  std::vector<std::pair<std::string, std::string>> changed;
+  for (const auto& [k, v] : *wanted) {
+    if (auto it = have.find(k); it == have.end() || it->second != v) changed.emplace_back(k, v);
+  }
+  if (changed.empty()) return Status::Ok();
+  RETURN_IF_ERROR(applier_->AlterCollection(db, name, changed));
+  CountOp("AlterCollection");
+  return Status::Ok();
+}
+
+std::pair<std::string, std::string> ChangeApplier::TargetOf(const source::CollectionMeta& meta) const {
+  if (auto it = collections_.find(meta.id); it != collections_.end()) return it->second;
+  return scope_->Map(meta.db_name, meta.name);
+}
+
+bool ChangeApplier::InScope(const source::CollectionMeta* meta) const {
+  return meta && scope_->CollectionInScope(meta->db_name, meta->name);
+}
+
+void ChangeApplier::Track(const std::string& db, const std::string& collection, const std::string& op,
+                          const std::string& position) {
+  current_ = FailedChange{db, collection, op, position, "", 0};
+}
+
+std::vector<std::string> ChangeApplier::missing_users() const {
+  return rbac_ ? rbac_->missing_users() : std::vector<std::string>{};
+}
+
+std::optional<FailedChange> ChangeApplier::failed_change() const {
+  std::lock_guard<std::mutex> lock(failed_mu_);
+  return failed_;
 }
 
 Status ChangeApplier::DropDatabase(const std::string& target_db) {
@@ -151,7 +226,7 @@ Status ChangeApplier::DropDatabase(const std::string& target_db) {
 }
 
 Status ChangeApplier::CreateIndexFromMeta(const source::CollectionMeta& meta, const source::IndexMeta& index) {
-  auto [db, name] = scope_->Map(meta.db_name, meta.name);
+  auto [db, name] = TargetOf(meta);
   milvuspb::CreateIndexRequest req;
   req.set_db_name(db);
   req.set_collection_name(name);
@@ -167,13 +242,29 @@ Status ChangeApplier::CreateIndexFromMeta(const source::CollectionMeta& meta, co
   return applier_->CreateIndex(std::move(req));
 }
 
-Status ChangeApplier::Bootstrap(const source::Catalog& catalog, const std::map<int64_t, int32_t>& loaded) {
-  for (const auto& db : catalog.Databases()) {
-    if (db.name != "default" && scope_->DatabaseInScope(db.name)) RETURN_IF_ERROR(EnsureDatabase(scope_->MapDb(db.name)));
+Status ChangeApplier::Bootstrap(const std::map<int64_t, int32_t>& loaded) {
+  Status st = BootstrapInner(loaded);
+  if (!st.ok()) {
+    std::lock_guard<std::mutex> lock(failed_mu_);
+    failed_ = current_;
+    failed_->message = st.message();
+    failed_->time_ms = NowMs();
   }
-  for (const auto& meta : catalog.Collections()) {
+  return st;
+}
+
+Status ChangeApplier::BootstrapInner(const std::map<int64_t, int32_t>& loaded) {
+  for (const auto& db : catalog_->Databases()) {
+    if (db.name == "default" || !scope_->DatabaseInScope(db.name)) continue;
+    Track(db.name, "", "CreateDatabase", "task start");
+    RETURN_IF_ERROR(EnsureDatabase(scope_->MapDb(db.name)));
+  }
+  for (const auto& meta : catalog_->Collections()) {
     if (!scope_->CollectionInScope(meta->db_name, meta->name)) continue;
+    Track(meta->db_name, meta->name, "CreateCollection", "task start");
     RETURN_IF_ERROR(EnsureCollection(*meta));
+    Track(meta->db_name, meta->name, "AlterCollection", "task start");
+    RETURN_IF_ERROR(ApplyProperties(*meta));
     for (const auto& [id, index] : meta->indexes) {
       Status st = CreateIndexFromMeta(*meta, index);
       if (!st.ok()) {
@@ -182,7 +273,7 @@ Status ChangeApplier::Bootstrap(const source::Catalog& catalog, const std::map<i
       }
     }
     if (auto l = loaded.find(meta->id); l != loaded.end()) {  // loaded on the source before the task
-      auto [db, name] = scope_->Map(meta->db_name, meta->name);
+      auto [db, name] = TargetOf(*meta);
       milvuspb::LoadCollectionRequest req;
       req.set_db_name(db);
       req.set_collection_name(name);
@@ -194,19 +285,36 @@ Status ChangeApplier::Bootstrap(const source::Catalog& catalog, const std::map<i
       }
     }
   }
+  if (rbac_) {
+    Track("", "", "SyncRoles", "task start");
+    RETURN_IF_ERROR(rbac_->Start(*catalog_->Rbac()));
+  }
   return Status::Ok();
 }
 
 Status ChangeApplier::Apply(const source::SourceItem& item) {
+  Status st;
   switch (item.kind) {
     case source::SourceItem::Kind::kPack:
-      return ApplyPack(item);
-    case source::SourceItem::Kind::kCatalog:
-      return ApplyCatalog(item.catalog);
+      st = ApplyPack(item);
+      break;
+    case source::SourceItem::Kind::kCatalog: {
+      const auto& e = item.catalog;
+      Track(e.db_name, e.collection_name, source::CatalogEventName(e.kind), "etcd");
+      st = ApplyCatalog(e);
+      break;
+    }
     case source::SourceItem::Kind::kReplicate:
-      return item.events.empty() ? Status::Ok() : ApplyReplicate(item.events.front().event);
+      st = item.events.empty() ? Status::Ok() : ApplyReplicate(item.events.front().event);
+      break;
   }
-  return Status::Ok();
+  if (!st.ok()) {
+    std::lock_guard<std::mutex> lock(failed_mu_);
+    failed_ = current_;
+    failed_->message = st.message();
+    failed_->time_ms = NowMs();
+  }
+  return st;
 }
 
 bool ChangeApplier::ResumedPast(const std::string& channel, uint64_t ts) const {
@@ -237,7 +345,10 @@ Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
   const uint64_t replay_until = bound == replay_until_.end() ? 0 : bound->second;
 
   // Source order is timestamp order. Milvus 2.3 writes an upsert as Insert then Delete of
-  // the same keys at one timestamp; applying the Delete first leaves the new row in place.
+  // the same keys at one timestamp: a pair found is applied as one Upsert; otherwise applying
+  // the Delete first leaves the new row in place.
+  const UpsertPairs pairs = FindUpsertPairs(item.events);
+  auto as_upsert = [&](const decode::Event& ev) { return ev.end_ts <= replay_until || pairs.inserts.count(&ev) > 0; };
   std::vector<const source::RoutedEvent*> ordered;
   for (const auto& r : item.events) ordered.push_back(&r);
   std::stable_sort(ordered.begin(), ordered.end(), [](const source::RoutedEvent* a, const source::RoutedEvent* b) {
@@ -252,14 +363,20 @@ Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
     const auto& e = r.event;
     const source::CollectionMeta& meta = *r.collection;
     if (dropped_.count(meta.id) && !Is(e, MsgType::kCreateCollection)) continue;
-    auto [db, name] = scope_->Map(meta.db_name, meta.name);
+    // By id: the target's name for it stays the one it was created or renamed to until the
+    // rename is applied, even when the catalog already shows the new name.
+    auto [db, name] = TargetOf(meta);
     const std::string where = "task " + task_id_ + ", " + decode::MsgTypeName(e.msg_type) + " of " + meta.db_name +
                               "." + meta.name + " at " + decode::DescribePosition(e.position);
+    Track(meta.db_name, meta.name, decode::MsgTypeName(e.msg_type), decode::DescribePosition(e.position));
+    // Milvus hashes a partition-key collection's rows to its partitions itself and refuses
+    // a partition name; the target has the same partitions, so the same key lands alike.
+    const bool partition_key = IsPartitionKeyCollection(meta);
     if (Is(e, MsgType::kInsert)) {
       RETURN_IF_ERROR(EnsureCollection(meta));
       const auto* req = decode::PayloadAs<msgpb::InsertRequest>(e);
       if (!req) continue;
-      const bool upsert = e.end_ts <= replay_until;
+      const bool upsert = as_upsert(e);
       // Batch the inserts that follow into the same collection and partition.
       msgpb::InsertRequest batch;
       const msgpb::InsertRequest* send = req;
@@ -269,7 +386,7 @@ Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
         const auto& next = ordered[k + 1]->event;
         const auto* next_req = decode::PayloadAs<msgpb::InsertRequest>(next);
         if (!Is(next, MsgType::kInsert) || !next_req || next.collection_id != e.collection_id ||
-            next_req->partition_name() != req->partition_name() || (next.end_ts <= replay_until) != upsert ||
+            (!partition_key && next_req->partition_name() != req->partition_name()) || as_upsert(next) != upsert ||
             bytes + next.payload_bytes > kMaxInsertBatchBytes) {
           break;
         }
@@ -281,8 +398,9 @@ Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
         ++k;
       }
       // A batch is ours to give up: its columns move into the call instead of being copied.
-      Status sent = send == &batch ? applier_->Insert(db, name, std::move(batch), upsert)
-                                   : applier_->Insert(db, name, *req, upsert);
+      const std::string partition = partition_key ? "" : req->partition_name();
+      Status sent = send == &batch ? applier_->Insert(db, name, partition, std::move(batch), upsert)
+                                   : applier_->Insert(db, name, partition, *req, upsert);
       RETURN_IF_ERROR(sent.WithContext(where));
       rows_inserted_ += rows;
       metrics_->Add("milvus_cdc_replicate_data_cnt",
@@ -292,6 +410,7 @@ Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
       CountOp(upsert ? "Upsert" : "Insert");
     } else if (Is(e, MsgType::kDelete)) {
       RETURN_IF_ERROR(EnsureCollection(meta));
+      if (pairs.deletes.count(&e)) continue;  // the Delete half of an upsert sent as one Upsert
       const auto* req = decode::PayloadAs<msgpb::DeleteRequest>(e);
       if (!req) continue;
       milvus::proto::schema::IDs ids;
@@ -300,7 +419,7 @@ Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
       } else {
         for (int64_t pk : req->int64_primary_keys()) ids.mutable_int_id()->add_data(pk);
       }
-      const std::string partition = e.partition_id == -1 ? "" : e.partition_name;
+      const std::string partition = e.partition_id == -1 || partition_key ? "" : e.partition_name;
       RETURN_IF_ERROR(applier_->Delete(db, name, partition, ids, PkFieldName(meta)).WithContext(where));
       rows_deleted_ += e.row_count;
       metrics_->Add("milvus_cdc_replicate_data_cnt",
@@ -327,7 +446,7 @@ Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
       bool everywhere = true;
       for (const auto& ch : meta.pchannels) everywhere = everywhere && (seen.count(ch) || ResumedPast(ch, e.end_ts));
       if (!everywhere) continue;
-      if (!e.partition_name.empty() && !IsPartitionKeyCollection(meta)) {
+      if (!e.partition_name.empty() && !partition_key) {
         RETURN_IF_ERROR(applier_->DropPartition(db, name, e.partition_name).WithContext(where));
         CountOp("DropPartition");
       }
@@ -349,19 +468,87 @@ Status ChangeApplier::ApplyCatalog(const source::CatalogEvent& e) {
     case source::CatalogEvent::Kind::kCreatePartition: {
       if (!e.collection || IsPartitionKeyCollection(*e.collection)) return Status::Ok();
       if (!collections_.count(e.collection_id)) return EnsureCollection(*e.collection);  // includes partitions
-      auto [db, name] = scope_->Map(e.collection->db_name, e.collection->name);
+      auto [db, name] = TargetOf(*e.collection);
       RETURN_IF_ERROR(applier_->CreatePartition(db, name, e.partition_name));
       CountOp("CreatePartition");
       return Status::Ok();
     }
+    case source::CatalogEvent::Kind::kCreateAlias:
+    case source::CatalogEvent::Kind::kDropAlias:
+      return ApplyAlias(e);
+    case source::CatalogEvent::Kind::kRenameCollection:
+      return ApplyRename(e);
+    case source::CatalogEvent::Kind::kAlterCollection:
+      if (!InScope(e.collection.get()) || !collections_.count(e.collection_id)) return Status::Ok();
+      return ApplyProperties(*e.collection);
+    case source::CatalogEvent::Kind::kRbacChanged:
+      return rbac_ && e.rbac ? rbac_->Sync(*e.rbac) : Status::Ok();
     default:
       return Status::Ok();  // indexes come from the replicate channel, drops from the DML channels
   }
 }
 
+Status ChangeApplier::ApplyAlias(const source::CatalogEvent& e) {
+  const bool now_in = InScope(e.collection.get());
+  const bool was_in = InScope(e.previous.get());
+  if (e.kind == source::CatalogEvent::Kind::kDropAlias) {
+    if (!now_in) return Status::Ok();  // the alias named a collection of another scope
+    RETURN_IF_ERROR(applier_->DropAlias(scope_->MapDb(e.collection->db_name), e.alias));
+    CountOp("DropAlias");
+    return Status::Ok();
+  }
+  if (now_in) {
+    RETURN_IF_ERROR(EnsureCollection(*e.collection));
+    auto [db, name] = TargetOf(*e.collection);
+    RETURN_IF_ERROR(e.previous ? applier_->AlterAlias(db, name, e.alias) : applier_->CreateAlias(db, name, e.alias));
+    CountOp(e.previous ? "AlterAlias" : "CreateAlias");
+  } else if (was_in) {  // re-pointed at a collection outside the scope: not ours any more
+    RETURN_IF_ERROR(applier_->DropAlias(scope_->MapDb(e.previous->db_name), e.alias));
+    CountOp("DropAlias");
+  }
+  return Status::Ok();
+}
+
+Status ChangeApplier::ApplyRename(const source::CatalogEvent& e) {
+  const bool now_in = InScope(e.collection.get());
+  const bool was_in = InScope(e.previous.get());
+  auto log = GetLogger("apply");
+  if (!now_in) {
+    if (was_in) {
+      log->warn("task {}: {}.{} was renamed to {}.{}, which is outside the task's scope: it is no longer followed; "
+                "the target keeps it as it was",
+                task_id_, e.previous->db_name, e.previous->name, e.collection->db_name, e.collection->name);
+      collections_.erase(e.collection_id);
+    }
+    return Status::Ok();
+  }
+  auto [db, name] = scope_->Map(e.collection->db_name, e.collection->name);
+  auto on_target = collections_.find(e.collection_id);
+  if (!was_in || on_target == collections_.end()) {
+    // Entered the scope (or not created yet): from now on it is followed under its new name.
+    return EnsureCollection(*e.collection);
+  }
+  if (on_target->second == std::make_pair(db, name)) return Status::Ok();  // same target name (name_mapping)
+  RETURN_IF_ERROR(EnsureDatabase(db));
+  RETURN_IF_ERROR(applier_->RenameCollection(on_target->second.first, on_target->second.second, db, name));
+  CountOp("RenameCollection");
+  log->info("task {}: {}.{} renamed to {}.{} on the target", task_id_, on_target->second.first,
+            on_target->second.second, db, name);
+  on_target->second = {db, name};
+  return Status::Ok();
+}
+
+std::pair<std::string, std::string> ChangeApplier::MapReplicated(const std::string& db, const std::string& name) const {
+  auto meta = catalog_->CollectionByName(db, name);
+  if (!meta) meta = catalog_->CollectionByFormerName(db, name);
+  return meta ? TargetOf(*meta) : scope_->Map(db, name);
+}
+
 Status ChangeApplier::ApplyReplicate(const decode::Event& e) {
+  Track(DbOrDefault(e.db_name), decode::CollectionNamesOf(e).empty() ? "" : decode::CollectionNamesOf(e).front(),
+        decode::MsgTypeName(e.msg_type), decode::DescribePosition(e.position));
   auto map = [&](auto req) {
-    auto [db, name] = scope_->Map(DbOrDefault(req.db_name()), req.collection_name());
+    auto [db, name] = MapReplicated(DbOrDefault(req.db_name()), req.collection_name());
     req.set_db_name(db);
     req.set_collection_name(name);
     return req;
@@ -390,7 +577,7 @@ Status ChangeApplier::ApplyReplicate(const decode::Event& e) {
     const std::string src_db = DbOrDefault(r->db_name());
     for (const auto& coll : r->collection_names()) {
       if (!scope_->CollectionInScope(src_db, coll)) continue;
-      auto [db, name] = scope_->Map(src_db, coll);
+      auto [db, name] = MapReplicated(src_db, coll);
       by_db[db].set_db_name(db);
       by_db[db].add_collection_names(name);
     }

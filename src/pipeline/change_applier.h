@@ -1,6 +1,8 @@
 // ChangeApplier: the LogSink of a replication task. Turns each ordered SourceItem into
 // plain Milvus calls on the target (through MilvusApplier), with the task's renames:
 //   catalog CreateDatabase/CreateCollection/CreatePartition -> create on the target;
+//   catalog aliases, renames, property changes -> CreateAlias/AlterAlias/DropAlias,
+//     RenameCollection, AlterCollection; RBAC changes -> RbacSync (enable_user_role);
 //   DML Insert/Delete -> Insert (Upsert while replaying) / Delete by primary key;
 //   DML DropCollection/DropPartition -> drop once every shard's channel reached it;
 //   replicate-channel index, load/release, flush and database operations -> the same call.
@@ -10,11 +12,17 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "msg.pb.h"
 #include "pipeline/name_mapper.h"
+#include "pipeline/rbac_sync.h"
+#include "task/pipeline.h"
 #include "source/catalog.h"
 #include "source/log_reader.h"
 #include "target/milvus_applier.h"
@@ -32,8 +40,15 @@ class ChangeApplier : public source::LogSink {
   // position, so a restart knows which inserts may already be on the target.
   using IntentWriter = std::function<Status(const std::string& channel, const decode::Position& end)>;
 
-  ChangeApplier(std::string task_id, const TaskScope* scope, target::MilvusApplier* applier, Metrics* metrics,
-                IntentWriter intent);
+  // `catalog` resolves aliases and former names; it outlives the applier.
+  ChangeApplier(std::string task_id, const TaskScope* scope, const source::Catalog* catalog,
+                target::MilvusApplier* applier, Metrics* metrics, IntentWriter intent);
+
+  // The source's current properties of a collection, read from the source Milvus (etcd holds
+  // them one AlterCollection late in Milvus 2.3). Unset: the catalog's (etcd) values are used.
+  using PropertiesReader = std::function<StatusOr<std::vector<std::pair<std::string, std::string>>>(
+      const std::string& db, const std::string& collection)>;
+  void SetPropertiesReader(PropertiesReader reader) { read_properties_ = std::move(reader); }
 
   // Inserts read again after a restart, up to these timestamps per channel, are
   // applied as upserts so no row is doubled.
@@ -42,23 +57,42 @@ class ChangeApplier : public source::LogSink {
   // it before the restart, so the drop's barrier does not wait for it again.
   void SetResumedAt(std::map<std::string, uint64_t> ts) { resumed_at_ = std::move(ts); }
 
-  // Makes the target hold every in-scope database, collection, partition and index the
-  // catalog knows (existing ones are checked for schema equality), and loads the ones
-  // `loaded` on the source (collection id -> replicas).
-  Status Bootstrap(const source::Catalog& catalog, const std::map<int64_t, int32_t>& loaded = {});
+  // Makes the target hold every in-scope database, collection (schema checked, properties
+  // made equal), partition, index and alias the catalog knows, loads the ones `loaded` on the
+  // source (collection id -> replicas), and with enable_user_role syncs roles and grants.
+  Status Bootstrap(const std::map<int64_t, int32_t>& loaded = {});
 
   Status Apply(const source::SourceItem& item) override;
 
   int64_t rows_inserted() const { return rows_inserted_.load(); }
   int64_t rows_deleted() const { return rows_deleted_.load(); }
   int64_t operations() const { return operations_.load(); }
+  // Thread-safe.
+  std::vector<std::string> missing_users() const;
+  // The change whose failure stopped Apply or Bootstrap (thread-safe).
+  std::optional<FailedChange> failed_change() const;
 
  private:
+  Status BootstrapInner(const std::map<int64_t, int32_t>& loaded);
   Status ApplyPack(const source::SourceItem& item);  // times the stages of ApplyEvents
   Status ApplyEvents(const source::SourceItem& item);
   bool ResumedPast(const std::string& channel, uint64_t ts) const;
   Status ApplyCatalog(const source::CatalogEvent& e);
   Status ApplyReplicate(const decode::Event& e);
+  Status ApplyAlias(const source::CatalogEvent& e);
+  Status ApplyRename(const source::CatalogEvent& e);
+  Status ApplyProperties(const source::CollectionMeta& meta);
+  StatusOr<std::vector<std::pair<std::string, std::string>>> SourceProperties(const source::CollectionMeta& meta);
+  // Creates the collection's source aliases on the target.
+  Status EnsureAliases(const source::CollectionMeta& meta);
+  // Target names for a replicate-channel operation on source (db, name): a collection renamed
+  // since is found under its new name.
+  std::pair<std::string, std::string> MapReplicated(const std::string& db, const std::string& name) const;
+  bool InScope(const source::CollectionMeta* meta) const;
+  // The target (db, name) of a source collection: where it was created, else its mapped name.
+  std::pair<std::string, std::string> TargetOf(const source::CollectionMeta& meta) const;
+  // Names the change being applied, for failed_change().
+  void Track(const std::string& db, const std::string& collection, const std::string& op, const std::string& position);
   Status EnsureDatabase(const std::string& target_db);
   Status EnsureCollection(const source::CollectionMeta& meta);
   // Drops the target database, first dropping the collections this task put there: on the
@@ -71,6 +105,7 @@ class ChangeApplier : public source::LogSink {
 
   const std::string task_id_;
   const TaskScope* const scope_;
+  const source::Catalog* const catalog_;
   target::MilvusApplier* const applier_;
   Metrics* const metrics_;
   const IntentWriter intent_;
@@ -86,6 +121,11 @@ class ChangeApplier : public source::LogSink {
   std::atomic<int64_t> rows_inserted_{0};
   std::atomic<int64_t> rows_deleted_{0};
   std::atomic<int64_t> operations_{0};
+  std::unique_ptr<RbacSync> rbac_;  // with enable_user_role
+  PropertiesReader read_properties_;
+  FailedChange current_;            // the change being applied
+  mutable std::mutex failed_mu_;    // guards failed_
+  std::optional<FailedChange> failed_;
 };
 
 }  // namespace cdc::pipeline

@@ -1,18 +1,9 @@
 #include "pipeline/name_mapper.h"
 
-#include "task/scope.h"
-
 namespace cdc::pipeline {
 
 bool TaskScope::CollectionInScope(const std::string& db, const std::string& collection) const {
-  const std::string name = db + "." + collection;
-  for (const auto& excluded : spec_.exclude_collections) {
-    if (ScopeMatches(excluded, name)) return false;
-  }
-  for (const auto& scope : spec_.ScopeNames()) {
-    if (ScopeMatches(scope, name)) return true;
-  }
-  return false;
+  return spec_.CollectionInScope(db, collection);
 }
 
 bool TaskScope::DatabaseInScope(const std::string& db) const {

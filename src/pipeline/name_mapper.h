@@ -13,9 +13,11 @@ class TaskScope {
  public:
   explicit TaskScope(TaskSpec spec) : spec_(std::move(spec)) {}
 
+  // See TaskSpec::CollectionInScope: the list of `db` (else of `*`), minus excluded and
+  // skipped collections.
   bool CollectionInScope(const std::string& db, const std::string& collection) const;
   // Database-level operations (create/drop database) follow only for db_collections tasks
-  // whose key is that database or `*`.
+  // with a key that is that database or `*`.
   bool DatabaseInScope(const std::string& db) const;
   // Target names for a source (db, collection).
   std::pair<std::string, std::string> Map(const std::string& db, const std::string& collection) const;

@@ -17,6 +17,7 @@
 #include "store/checkpoint.h"
 #include "target/milvus_applier.h"
 #include "target/milvus_client.h"
+#include "target/source_reader.h"
 #include "util/log.h"
 
 namespace cdc::pipeline {
@@ -86,6 +87,7 @@ class TaskPipeline : public Pipeline {
     std::lock_guard<std::mutex> lock(mu_);
     PipelineProgress p;
     if (reader_) p.channels = ProgressOf(reader_->Channels());
+    p.missing_users = sink_ ? sink_->missing_users() : missing_users_;
     p.last_error = last_error_;
     p.last_error_ms = last_error_ms_;
     return p;
@@ -114,6 +116,17 @@ class TaskPipeline : public Pipeline {
       out.push_back(std::move(p));
     }
     return out;
+  }
+
+  // While set, get shows the sink's missing users; when cleared, what it last reported and
+  // the change it failed on are kept for the failure report.
+  void SetSink(ChangeApplier* sink) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!sink && sink_) {
+      missing_users_ = sink_->missing_users();
+      failed_change_ = sink_->failed_change();
+    }
+    sink_ = sink;
   }
 
   void SetReader(source::LogReader* reader) {
@@ -158,7 +171,12 @@ class TaskPipeline : public Pipeline {
     if (stop_) return;
     GetLogger("pipeline")->error("task {}: {}", task_id_, reason);
     SetNote(reason);
-    on_failure_(task_id_, reason, std::nullopt);
+    std::optional<FailedChange> change;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      change = failed_change_;
+    }
+    on_failure_(task_id_, reason, change);
   }
 
   void Run() {
@@ -216,6 +234,23 @@ class TaskPipeline : public Pipeline {
       if (stop_) return Status::Ok();
       client_ = client.get();  // Stop may cancel its calls from now on
     }
+    // 2b. The source's own API, when configured (collection properties; see SourceReader).
+    std::unique_ptr<target::MilvusClient> source_client;
+    if (!cfg.source.milvus.uri.empty()) {
+      target::ConnectParams sp;
+      sp.uri = cfg.source.milvus.uri;
+      sp.token = cfg.source.milvus.token;
+      sp.server_pem_path = cfg.source.milvus.ca_pem_path;
+      sp.server_name = cfg.source.milvus.server_name;
+      sp.connect_timeout_s = cfg.source.milvus.connect_timeout_s;
+      st = Retry("the source Milvus", [&]() -> Status {
+        auto c = target::MilvusClient::Connect(sp);
+        if (!c.ok()) return c.status();
+        source_client = std::move(c).value();
+        return Status::Ok();
+      });
+      if (!st.ok()) return st.WithContext("fail to connect the source milvus server");
+    }
     target::MilvusApplier applier(client.get(), retry_, &stop_);
     applier.set_on_retry([this](const Status& e) { SetError(e.message()); });
 
@@ -234,12 +269,19 @@ class TaskPipeline : public Pipeline {
         resume[p.channel] = decode::Position{p.channel, offset, ts};
       }
     }
-    ChangeApplier sink(task_id_, &scope_, &applier, ctx_.metrics,
+    ChangeApplier sink(task_id_, &scope_, &catalog, &applier, ctx_.metrics,
                        [this](const std::string& channel, const decode::Position& end) {
                          return ctx_.store->PutPositions(
                              task_id_, {ChannelPosition{kIntentId, channel, EncodeCheckpoint(end.offset, end.timestamp)}});
                        });
     sink.SetReplayBounds(replay);
+    std::optional<target::SourceReader> source_reader;
+    if (source_client) {
+      source_reader.emplace(source_client.get());
+      sink.SetPropertiesReader([&source_reader](const std::string& db, const std::string& name) {
+        return source_reader->CollectionProperties(db, name);
+      });
+    }
     std::map<std::string, uint64_t> resumed_at;
     for (const auto& [channel, pos] : resume) resumed_at[channel] = pos.timestamp;
     sink.SetResumedAt(resumed_at);
@@ -255,8 +297,12 @@ class TaskPipeline : public Pipeline {
     SetNote("starting: creating the task's collections on the target");
     auto loaded = source::ReadLoadedCollections(etcd.get(), cfg.source.etcd.root_path + "/" + cfg.source.etcd.meta_sub_path);
     if (!loaded.ok()) GetLogger("pipeline")->warn("task {}: {}", task_id_, loaded.status().message());
-    st = sink.Bootstrap(catalog, loaded.ok() ? *loaded : std::map<int64_t, int32_t>{});
-    if (!st.ok()) return st.WithContext("fail to prepare the target");
+    SetSink(&sink);
+    st = sink.Bootstrap(loaded.ok() ? *loaded : std::map<int64_t, int32_t>{});
+    if (!st.ok()) {
+      SetSink(nullptr);
+      return st.WithContext("fail to prepare the target");
+    }
 
     // 5. Follow the log.
     source::LogReaderOptions ro;
@@ -267,6 +313,7 @@ class TaskPipeline : public Pipeline {
       return scope_.CollectionInScope(db, c);
     };
     ro.database_in_scope = [this](const std::string& db) { return scope_.DatabaseInScope(db); };
+    ro.rbac = scope_.spec().enable_user_role;
     ro.from = WantsEarliest(scope_.spec()) ? source::LogReaderOptions::From::kEarliest
                                            : source::LogReaderOptions::From::kLatest;
     ro.resume = resume;
@@ -279,6 +326,7 @@ class TaskPipeline : public Pipeline {
 
     Status result = Monitor(reader, follower, sink);
     SetReader(nullptr);
+    SetSink(nullptr);
     reader.Stop();
     Checkpoint(reader);
     follower.Stop();
@@ -385,12 +433,16 @@ class TaskPipeline : public Pipeline {
   std::chrono::seconds outage_budget_{0};
 
   std::thread thread_;
-  mutable std::mutex mu_;  // guards note_, last_error*, finished_, client_, reader_; with cv_, the stop waits
+  mutable std::mutex mu_;  // guards note_, last_error*, finished_, client_, reader_, sink_, missing_users_,
+                           // failed_change_; with cv_, the stop waits
   std::condition_variable cv_;
   std::atomic<bool> stop_{false};
   bool finished_ = false;                    // the thread is done with the target
   target::MilvusClient* client_ = nullptr;   // while the thread uses it
   source::LogReader* reader_ = nullptr;    // while reading (its status calls are thread-safe)
+  ChangeApplier* sink_ = nullptr;          // while applying (its status calls are thread-safe)
+  std::vector<std::string> missing_users_;  // the last sink's, once it is gone
+  std::optional<FailedChange> failed_change_;
   std::string note_;
   std::string last_error_;
   int64_t last_error_ms_ = 0;

@@ -38,11 +38,14 @@ bool StartsWith(std::string_view s, std::string_view prefix) { return s.substr(0
 
 // What a key under the meta root is about.
 struct KeyInfo {
-  enum class Kind { kOther, kDatabase, kCollection, kPartition, kField, kIndex } kind = Kind::kOther;
+  enum class Kind { kOther, kDatabase, kCollection, kPartition, kField, kIndex, kAlias, kCredential } kind = Kind::kOther;
   int64_t db_id = 0;
   int64_t collection_id = 0;
   int64_t child_id = 0;  // partition, field or index id
+  std::string name;      // alias name; credential key below "root-coord/credential/"
 };
+
+constexpr std::string_view kCredentialPrefix = "root-coord/credential/";
 
 KeyInfo Classify(std::string_view rel) {
   KeyInfo k;
@@ -60,6 +63,18 @@ KeyInfo Classify(std::string_view rel) {
     if (ParseInt(p[2], &k.collection_id) && ParseInt(p[3], &k.child_id)) k.kind = KeyInfo::Kind::kField;
   } else if (p.size() == 3 && p[0] == "field-index") {
     if (ParseInt(p[1], &k.collection_id) && ParseInt(p[2], &k.child_id)) k.kind = KeyInfo::Kind::kIndex;
+  } else if (p.size() == 5 && p[0] == "root-coord" && p[1] == "database" && p[2] == "aliases") {
+    if (ParseInt(p[3], &k.db_id) && !p[4].empty()) {
+      k.kind = KeyInfo::Kind::kAlias;
+      k.name = std::string(p[4]);
+    }
+  } else if (p.size() == 3 && p[0] == "root-coord" && p[1] == "aliases" && !p[2].empty()) {
+    k.db_id = kDefaultDbId;  // pre-database alias keys
+    k.kind = KeyInfo::Kind::kAlias;
+    k.name = std::string(p[2]);
+  } else if (StartsWith(rel, kCredentialPrefix)) {
+    k.kind = KeyInfo::Kind::kCredential;
+    k.name = std::string(rel.substr(kCredentialPrefix.size()));
   }
   return k;
 }
@@ -84,6 +99,11 @@ const char* CatalogEventName(CatalogEvent::Kind kind) {
     case CatalogEvent::Kind::kDropPartition: return "DropPartition";
     case CatalogEvent::Kind::kCreateIndex: return "CreateIndex";
     case CatalogEvent::Kind::kDropIndex: return "DropIndex";
+    case CatalogEvent::Kind::kCreateAlias: return "CreateAlias";
+    case CatalogEvent::Kind::kDropAlias: return "DropAlias";
+    case CatalogEvent::Kind::kRenameCollection: return "RenameCollection";
+    case CatalogEvent::Kind::kAlterCollection: return "AlterCollection";
+    case CatalogEvent::Kind::kRbacChanged: return "RbacChanged";
   }
   return "Unknown";
 }
@@ -111,15 +131,20 @@ Status Catalog::LoadSnapshot(const std::vector<Kv>& kvs, std::vector<std::string
   collections_.clear();
   dropped_.clear();
   key_revision_.clear();
+  aliases_.clear();
+  former_names_.clear();
+  rbac_.Clear();
   // Databases first so collections resolve their names; collection infos last so
   // their fields and partitions are in place when they are published.
   auto rank = [this](const std::string& key) {
     auto kind = Classify(std::string_view(key).substr(std::min(key.size(), root_.size()))).kind;
     return kind == KeyInfo::Kind::kDatabase ? 0 : kind == KeyInfo::Kind::kCollection ? 2 : 1;
   };
-  for (int pass = 0; pass < 3; ++pass) {
+  // Within a rank, values before tombstones: a collection renamed into another database has
+  // a value under its new key and a tombstone under its old one.
+  for (int pass = 0; pass < 6; ++pass) {
     for (const auto& [key, value, revision] : kvs) {
-      if (rank(key) != pass) continue;
+      if (rank(key) * 2 + (IsTombstone(value) ? 1 : 0) != pass) continue;
       key_revision_[key] = revision;
       if (!StartsWith(key, root_)) continue;
       KeyInfo k = Classify(std::string_view(key).substr(root_.size()));
@@ -131,11 +156,13 @@ Status Catalog::LoadSnapshot(const std::vector<Kv>& kvs, std::vector<std::string
         if (k.kind == KeyInfo::Kind::kCollection) ok = etcdpb::CollectionInfo().ParseFromString(value);
         if (k.kind == KeyInfo::Kind::kPartition) ok = etcdpb::PartitionInfo().ParseFromString(value);
         if (k.kind == KeyInfo::Kind::kIndex) ok = indexpb::FieldIndex().ParseFromString(value);
+        if (k.kind == KeyInfo::Kind::kAlias) ok = etcdpb::AliasInfo().ParseFromString(value);
         if (!ok && problems) problems->push_back("cannot parse etcd value of " + key);
       }
       PutLocked(key, value, /*emit=*/false);
     }
   }
+  rbac_state_ = std::make_shared<RbacState>(rbac_.State());
   return Status::Ok();
 }
 
@@ -197,7 +224,34 @@ std::vector<CatalogEvent> Catalog::PutLocked(std::string_view key, std::string_v
         return DeleteLocked(key, emit);
       }
       if (state != etcdpb::CollectionCreated) return events;  // Creating: not visible yet
+      std::shared_ptr<const CollectionMeta> before;
+      if (auto b = collections_.find(k.collection_id); raw->announced && b != collections_.end()) before = b->second;
       RebuildLocked(k.collection_id);
+      if (before && emit) {
+        auto after = collections_[k.collection_id];
+        if (before->db_id != after->db_id || before->name != after->name) {
+          former_names_[{before->db_name, before->name}] = k.collection_id;
+          former_names_.erase({after->db_name, after->name});
+          CatalogEvent e = MakeEvent(CatalogEvent::Kind::kRenameCollection);
+          e.collection = after;
+          e.previous = before;
+          e.db_name = after->db_name;
+          e.collection_id = k.collection_id;
+          e.collection_name = after->name;
+          events.push_back(std::move(e));  // ts 0: before any data read after it
+        }
+        // Any rewrite may be an AlterCollection: Milvus 2.3 writes the properties one alter
+        // late, so an alter can leave them unchanged here (the applier asks the source).
+        {
+          CatalogEvent e = MakeEvent(CatalogEvent::Kind::kAlterCollection);
+          e.collection = after;
+          e.previous = before;
+          e.db_name = after->db_name;
+          e.collection_id = k.collection_id;
+          e.collection_name = after->name;
+          events.push_back(std::move(e));
+        }
+      }
       if (!raw->announced) {
         raw->announced = true;
         if (emit) {
@@ -271,10 +325,66 @@ std::vector<CatalogEvent> Catalog::PutLocked(std::string_view key, std::string_v
       }
       return events;
     }
+    case KeyInfo::Kind::kAlias:
+      return PutAliasLocked({k.db_id, k.name}, value, emit);
+    case KeyInfo::Kind::kCredential:
+      return RbacEventLocked(rbac_.Put(k.name, value), emit);
     case KeyInfo::Kind::kOther:
       break;
   }
   return events;
+}
+
+std::vector<CatalogEvent> Catalog::PutAliasLocked(const std::pair<int64_t, std::string>& key, std::string_view value,
+                                                  bool emit) {
+  etcdpb::AliasInfo info;
+  if (!info.ParseFromArray(value.data(), static_cast<int>(value.size()))) return {};
+  if (info.state() == etcdpb::AliasDropping || info.state() == etcdpb::AliasDropped) return DropAliasLocked(key, emit);
+  if (info.state() != etcdpb::AliasCreated) return {};
+  AliasMeta a{key.second, key.first, DbNameLocked(key.first), info.collection_id(), info.created_time()};
+  std::optional<int64_t> before;
+  if (auto it = aliases_.find(key); it != aliases_.end()) before = it->second.collection_id;
+  aliases_[key] = a;
+  if (!emit || (before && *before == a.collection_id)) return {};
+  auto view = [this](int64_t id) -> std::shared_ptr<const CollectionMeta> {
+    if (auto it = collections_.find(id); it != collections_.end()) return it->second;
+    if (auto it = dropped_.find(id); it != dropped_.end()) return it->second;
+    return nullptr;
+  };
+  CatalogEvent e = MakeEvent(CatalogEvent::Kind::kCreateAlias);
+  e.alias = a.name;
+  e.db_name = a.db_name;
+  e.collection_id = a.collection_id;
+  e.collection = view(a.collection_id);
+  if (e.collection) e.collection_name = e.collection->name;
+  if (before) e.previous = view(*before);
+  e.ts = before ? 0 : a.created_time;
+  return {std::move(e)};
+}
+
+std::vector<CatalogEvent> Catalog::DropAliasLocked(const std::pair<int64_t, std::string>& key, bool emit) {
+  auto it = aliases_.find(key);
+  if (it == aliases_.end()) return {};
+  AliasMeta a = std::move(it->second);
+  aliases_.erase(it);
+  if (!emit) return {};
+  CatalogEvent e = MakeEvent(CatalogEvent::Kind::kDropAlias);
+  e.alias = a.name;
+  e.db_name = a.db_name;
+  e.collection_id = a.collection_id;
+  if (auto c = collections_.find(a.collection_id); c != collections_.end()) e.collection = c->second;
+  if (auto c = dropped_.find(a.collection_id); !e.collection && c != dropped_.end()) e.collection = c->second;
+  if (e.collection) e.collection_name = e.collection->name;
+  return {std::move(e)};
+}
+
+std::vector<CatalogEvent> Catalog::RbacEventLocked(bool changed, bool emit) {
+  if (!changed) return {};
+  rbac_state_ = std::make_shared<RbacState>(rbac_.State());
+  if (!emit) return {};
+  CatalogEvent e = MakeEvent(CatalogEvent::Kind::kRbacChanged);
+  e.rbac = rbac_state_;
+  return {std::move(e)};
 }
 
 std::vector<CatalogEvent> Catalog::DeleteLocked(std::string_view key, bool emit) {
@@ -297,6 +407,8 @@ std::vector<CatalogEvent> Catalog::DeleteLocked(std::string_view key, bool emit)
     case KeyInfo::Kind::kCollection: {
       auto it = raw_.find(k.collection_id);
       if (it == raw_.end()) return events;
+      // A rename into another database writes the new key, then tombstones the old one.
+      if (it->second->has_info && it->second->db_id != k.db_id) return events;
       auto built = collections_.find(k.collection_id);
       if (built == collections_.end() && it->second->has_info && !it->second->dropped) {
         RebuildLocked(k.collection_id);  // keep a view of a collection first seen while dropping
@@ -363,6 +475,10 @@ std::vector<CatalogEvent> Catalog::DeleteLocked(std::string_view key, bool emit)
       }
       return events;
     }
+    case KeyInfo::Kind::kAlias:
+      return DropAliasLocked({k.db_id, k.name}, emit);
+    case KeyInfo::Kind::kCredential:
+      return RbacEventLocked(rbac_.Delete(k.name), emit);
     case KeyInfo::Kind::kOther:
       break;
   }
@@ -477,6 +593,40 @@ std::optional<int64_t> Catalog::CollectionOfVchannel(const std::string& vchannel
   std::lock_guard<std::mutex> lock(mu_);
   if (collections_.count(id) == 0) return std::nullopt;
   return id;
+}
+
+}  // namespace cdc::source
+
+namespace cdc::source {
+
+std::vector<AliasMeta> Catalog::Aliases() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<AliasMeta> out;
+  for (const auto& [key, a] : aliases_) out.push_back(a);
+  return out;
+}
+
+std::vector<AliasMeta> Catalog::AliasesOf(int64_t collection_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<AliasMeta> out;
+  for (const auto& [key, a] : aliases_) {
+    if (a.collection_id == collection_id) out.push_back(a);
+  }
+  return out;
+}
+
+std::shared_ptr<const CollectionMeta> Catalog::CollectionByFormerName(const std::string& db,
+                                                                      const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = former_names_.find({db, name});
+  if (it == former_names_.end()) return nullptr;
+  auto c = collections_.find(it->second);
+  return c == collections_.end() ? nullptr : c->second;
+}
+
+std::shared_ptr<const RbacState> Catalog::Rbac() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return rbac_state_;
 }
 
 }  // namespace cdc::source

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "schema.pb.h"
+#include "source/rbac.h"
 #include "util/status.h"
 
 namespace cdc::source {
@@ -37,6 +38,14 @@ struct IndexMeta {
   std::string index_name;
   std::vector<std::pair<std::string, std::string>> index_params;  // user params when auto index
   uint64_t create_time = 0;
+};
+
+struct AliasMeta {
+  std::string name;
+  int64_t db_id = 0;
+  std::string db_name;
+  int64_t collection_id = 0;
+  uint64_t created_time = 0;
 };
 
 struct CollectionMeta {
@@ -69,6 +78,11 @@ struct CatalogEvent {
     kDropPartition,
     kCreateIndex,
     kDropIndex,
+    kCreateAlias,       // also an alias re-pointed (AlterAlias): `previous` is its old collection
+    kDropAlias,
+    kRenameCollection,  // `previous` is the collection under its old database and name
+    kAlterCollection,   // the collection's info was rewritten: its properties may have changed
+    kRbacChanged,       // roles, users, bindings or grants changed: `rbac` is the new state
   };
   Kind kind = Kind::kCreateDatabase;
   std::string db_name;
@@ -77,9 +91,13 @@ struct CatalogEvent {
   int64_t partition_id = 0;
   std::string partition_name;
   std::string index_name;
+  std::string alias;
   uint64_t ts = 0;  // the DDL's hybrid timestamp where etcd has it
-  // The collection as it was when the event happened (create: complete; drop: last known).
+  // The collection as it was when the event happened (create: complete; drop: last known;
+  // alias: the collection it names, null when the catalog does not know it).
   std::shared_ptr<const CollectionMeta> collection;
+  std::shared_ptr<const CollectionMeta> previous;  // see Kind
+  std::shared_ptr<const RbacState> rbac;          // kRbacChanged
 };
 
 const char* CatalogEventName(CatalogEvent::Kind kind);
@@ -118,6 +136,12 @@ class Catalog {
   std::optional<std::string> DatabaseName(int64_t db_id) const;
   // The collection whose shard this vchannel is ("<pchannel>_<id>v<shard>").
   std::optional<int64_t> CollectionOfVchannel(const std::string& vchannel) const;
+  // Live aliases, and those of one collection.
+  std::vector<AliasMeta> Aliases() const;
+  std::vector<AliasMeta> AliasesOf(int64_t collection_id) const;
+  // The collection a source (db, name) named before it was renamed, if one was.
+  std::shared_ptr<const CollectionMeta> CollectionByFormerName(const std::string& db, const std::string& name) const;
+  std::shared_ptr<const RbacState> Rbac() const;
 
  private:
   struct Raw;  // per-collection raw pieces (info, fields, partitions, indexes)
@@ -128,6 +152,9 @@ class Catalog {
   // Rebuilds the published CollectionMeta of `id` from its raw pieces.
   void RebuildLocked(int64_t id);
   std::string DbNameLocked(int64_t db_id) const;
+  std::vector<CatalogEvent> PutAliasLocked(const std::pair<int64_t, std::string>& key, std::string_view value, bool emit);
+  std::vector<CatalogEvent> DropAliasLocked(const std::pair<int64_t, std::string>& key, bool emit);
+  std::vector<CatalogEvent> RbacEventLocked(bool changed, bool emit);
 
   const std::string root_;  // meta root with a trailing '/'
   mutable std::mutex mu_;
@@ -137,6 +164,10 @@ class Catalog {
   std::map<int64_t, std::shared_ptr<const CollectionMeta>> collections_;  // built views
   std::map<int64_t, std::shared_ptr<const CollectionMeta>> dropped_;  // last view of dropped ones
   std::map<std::string, int64_t, std::less<>> key_revision_;  // last applied mod revision per key
+  std::map<std::pair<int64_t, std::string>, AliasMeta> aliases_;  // (db id, alias) -> live alias
+  std::map<std::pair<std::string, std::string>, int64_t> former_names_;  // (db, name) before a rename -> id
+  RbacKeys rbac_;
+  std::shared_ptr<const RbacState> rbac_state_ = std::make_shared<RbacState>();
 };
 
 // The tombstone Milvus writes instead of deleting metadata keys.

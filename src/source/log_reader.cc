@@ -169,6 +169,33 @@ void LogReader::TakeCatalogEvents() {
       case CatalogEvent::Kind::kDropCollection:
       case CatalogEvent::Kind::kDropPartition:
         continue;  // applied from the DML channels, in log order
+      case CatalogEvent::Kind::kRbacChanged:
+        if (!options_.rbac) continue;
+        break;
+      case CatalogEvent::Kind::kCreateAlias:
+      case CatalogEvent::Kind::kDropAlias:
+        if (!(e.collection && InScope(*e.collection)) && !(e.previous && InScope(*e.previous))) continue;
+        break;
+      case CatalogEvent::Kind::kRenameCollection: {
+        const bool now_in = e.collection && InScope(*e.collection);
+        const bool was_in = e.previous && InScope(*e.previous);
+        if (!now_in && !was_in) continue;
+        if (now_in && !announced_.count(e.collection_id)) {
+          // Entered the scope by its new name: read its channels from here on.
+          announced_.insert(e.collection_id);
+          for (const auto& pch : e.collection->pchannels) {
+            if (Status st = EnsureChannel(pch, std::nullopt); !st.ok()) {
+              std::lock_guard<std::mutex> lock(status_mu_);
+              health_ = st;
+            }
+            channel_collections_[pch].insert(e.collection_id);
+          }
+        } else if (!now_in) {
+          announced_.erase(e.collection_id);
+          for (auto& [pch, ids] : channel_collections_) ids.erase(e.collection_id);
+        }
+        break;
+      }
       default:
         if (!e.collection || !InScope(*e.collection)) continue;
         break;

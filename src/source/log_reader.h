@@ -59,6 +59,7 @@ struct LogReaderOptions {
   // Scope: which collections and databases the task covers.
   std::function<bool(const std::string& db, const std::string& collection)> collection_in_scope;
   std::function<bool(const std::string& db)> database_in_scope;
+  bool rbac = false;  // pass role, user and grant changes (extra_info.enable_user_role)
   // Where to start channels without a stored position.
   enum class From { kLatest, kEarliest } from = From::kLatest;
   std::map<std::string, decode::Position> resume;  // stored checkpoints by channel

@@ -1,5 +1,6 @@
 #include "source/meta_follower.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "util/log.h"
@@ -55,6 +56,8 @@ Status MetaFollower::LoadAndWatch(bool initial) {
     RETURN_IF_ERROR(catalog_->LoadSnapshot(kvs, &problems));
     for (const auto& p : problems) GetLogger("source")->warn("etcd metadata: {}", p);
   } else {
+    // Values before tombstones (see OnEvents).
+    std::stable_partition(kvs.begin(), kvs.end(), [](const Catalog::Kv& kv) { return !IsTombstone(kv.value); });
     std::vector<CatalogEvent> found;
     for (const auto& kv : kvs) {
       auto ev = catalog_->Put(kv.key, kv.value, kv.revision);
@@ -91,6 +94,8 @@ Status MetaFollower::Refresh() {
   for (const auto& prefix : catalog_->WatchPrefixes()) {
     auto got = etcd_->GetPrefix(prefix);
     if (!got.ok()) return got.status().WithContext("cannot re-read the source metadata under " + prefix);
+    // Values before tombstones (see OnEvents).
+    std::stable_partition(got->begin(), got->end(), [](const auto& kv) { return !IsTombstone(kv.value); });
     for (const auto& kv : *got) {
       auto ev = catalog_->Put(kv.key, kv.value, kv.mod_revision);
       found.insert(found.end(), ev.begin(), ev.end());
@@ -100,7 +105,15 @@ Status MetaFollower::Refresh() {
   return Status::Ok();
 }
 
-void MetaFollower::OnEvents(const std::vector<EtcdEvent>& events) {
+void MetaFollower::OnEvents(const std::vector<EtcdEvent>& raw_events) {
+  // Within one transaction (one revision), values before removals: a collection renamed into
+  // another database gets its new key and a tombstone on the old one in the same transaction.
+  std::vector<EtcdEvent> events = raw_events;
+  auto removal = [](const EtcdEvent& e) { return e.type != EtcdEvent::Type::kPut || IsTombstone(e.kv.value); };
+  std::stable_sort(events.begin(), events.end(), [&](const EtcdEvent& a, const EtcdEvent& b) {
+    if (a.kv.mod_revision != b.kv.mod_revision) return a.kv.mod_revision < b.kv.mod_revision;
+    return !removal(a) && removal(b);
+  });
   std::vector<CatalogEvent> found;
   for (const auto& e : events) {
     auto ev = e.type == EtcdEvent::Type::kPut ? catalog_->Put(e.kv.key, e.kv.value, e.kv.mod_revision)

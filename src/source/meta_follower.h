@@ -45,7 +45,7 @@ class MetaFollower {
 
  private:
   Status LoadAndWatch(bool initial);
-  void OnEvents(const std::vector<EtcdEvent>& events);
+  void OnEvents(const std::vector<EtcdEvent>& raw_events);
   void OnError(const Status& st);
   void Queue(std::vector<CatalogEvent> events);
   void RepairLoop();

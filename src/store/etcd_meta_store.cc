@@ -100,7 +100,8 @@ Status EtcdMetaStore::PutTask(const TaskRecord& task) {
             {"reason", task.reason},
             {"spec", task.spec_json},
             {"sealed_secrets", sealed},
-            {"create_time_ms", create_time_ms}};
+            {"create_time_ms", create_time_ms},
+            {"failed_change", task.failed_change_json}};
   ASSIGN_OR_RETURN(std::string value, Dump(j, "task " + task.task_id));
   return StoreError(client_->Put(key, value));
 }
@@ -119,6 +120,10 @@ StatusOr<TaskRecord> EtcdMetaStore::DecodeTask(const source::EtcdKv& kv) const {
   }
   if (state < 0 || state > 2) return Internal("task store holds an invalid state for task " + r.task_id);
   r.state = static_cast<TaskState>(state);
+  // Absent in records written before it existed.
+  if (j.contains("failed_change") && !ReadString(j, "failed_change", &r.failed_change_json)) {
+    return Corrupt(kv.key, "failed_change is not a string");
+  }
   auto opened = secrets_.Open(sealed);
   if (!opened.ok()) return opened.status().WithContext("task " + r.task_id + " credentials");
   r.secrets_json = std::move(opened).value();

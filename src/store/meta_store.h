@@ -23,6 +23,9 @@ struct TaskRecord {
   std::string spec_json;     // the create request with every credential removed
   std::string secrets_json;  // the credentials, in clear in memory only: stores seal them
   int64_t create_time_ms = 0;
+  // The source change that paused the task (JSON written by the task layer; opaque to the
+  // store), empty when none. Kept beside `reason` so a restart still shows it.
+  std::string failed_change_json;
 };
 
 // One checkpoint: how far a task has applied one source channel.

@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS task_info (
   spec TEXT NOT NULL,
   sealed_secrets TEXT NOT NULL,
   create_time_ms INTEGER NOT NULL,
+  failed_change TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (root, task_id)
 );
 CREATE TABLE IF NOT EXISTS task_position (
@@ -85,7 +86,26 @@ StatusOr<std::unique_ptr<SqliteMetaStore>> SqliteMetaStore::Open(const std::stri
   sqlite3_busy_timeout(db, 5000);
   RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
   RETURN_IF_ERROR(store->Exec(kSchema));
+  RETURN_IF_ERROR(store->AddFailedChangeColumn());
   return store;
+}
+
+// Files written before failed_change existed lack the column: add it (another server opening
+// the same file may add it first).
+Status SqliteMetaStore::AddFailedChangeColumn() {
+  auto has_column = [this]() -> StatusOr<bool> {
+    Stmt st(db_, "SELECT 1 FROM pragma_table_info('task_info') WHERE name = 'failed_change'");
+    if (!st.ok()) return Error("prepare schema check");
+    const int rc = sqlite3_step(st.get());
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error("schema check");
+    return rc == SQLITE_ROW;
+  };
+  ASSIGN_OR_RETURN(bool present, has_column());
+  if (present) return Status::Ok();
+  Status added = Exec("ALTER TABLE task_info ADD COLUMN failed_change TEXT NOT NULL DEFAULT ''");
+  if (added.ok()) return added;
+  ASSIGN_OR_RETURN(present, has_column());
+  return present ? Status::Ok() : added;
 }
 
 SqliteMetaStore::SqliteMetaStore(sqlite3* db, std::string root_path, SecretBox secrets)
@@ -111,10 +131,10 @@ Status SqliteMetaStore::PutTask(const TaskRecord& task) {
   ASSIGN_OR_RETURN(std::string sealed, secrets_.Seal(task.secrets_json));
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(db_,
-          "INSERT INTO task_info (root, task_id, state, reason, spec, sealed_secrets, create_time_ms) "
-          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (root, task_id) DO UPDATE SET "
+          "INSERT INTO task_info (root, task_id, state, reason, spec, sealed_secrets, create_time_ms, failed_change) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (root, task_id) DO UPDATE SET "
           "state = excluded.state, reason = excluded.reason, spec = excluded.spec, "
-          "sealed_secrets = excluded.sealed_secrets");
+          "sealed_secrets = excluded.sealed_secrets, failed_change = excluded.failed_change");
   if (!st.ok()) return Error("prepare put task");
   st.Text(1, root_);
   st.Text(2, task.task_id);
@@ -123,6 +143,7 @@ Status SqliteMetaStore::PutTask(const TaskRecord& task) {
   st.Text(5, task.spec_json);
   st.Text(6, sealed);
   st.Int(7, task.create_time_ms);
+  st.Text(8, task.failed_change_json);
   if (sqlite3_step(st.get()) != SQLITE_DONE) return Error("put task " + task.task_id);
   return Status::Ok();
 }
@@ -132,10 +153,10 @@ StatusOr<std::vector<TaskRecord>> SqliteMetaStore::QueryTasks(const std::string&
   {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt st(db_, task_id.empty()
-                     ? "SELECT task_id, state, reason, spec, sealed_secrets, create_time_ms FROM task_info "
-                       "WHERE root = ?1 ORDER BY create_time_ms, task_id"
-                     : "SELECT task_id, state, reason, spec, sealed_secrets, create_time_ms FROM task_info "
-                       "WHERE root = ?1 AND task_id = ?2");
+                     ? "SELECT task_id, state, reason, spec, sealed_secrets, create_time_ms, failed_change "
+                       "FROM task_info WHERE root = ?1 ORDER BY create_time_ms, task_id"
+                     : "SELECT task_id, state, reason, spec, sealed_secrets, create_time_ms, failed_change "
+                       "FROM task_info WHERE root = ?1 AND task_id = ?2");
     if (!st.ok()) return Error("prepare list tasks");
     st.Text(1, root_);
     if (!task_id.empty()) st.Text(2, task_id);
@@ -150,6 +171,7 @@ StatusOr<std::vector<TaskRecord>> SqliteMetaStore::QueryTasks(const std::string&
       r.spec_json = st.ColText(3);
       r.secrets_json = st.ColText(4);  // still sealed; opened below, outside the lock
       r.create_time_ms = sqlite3_column_int64(st.get(), 5);
+      r.failed_change_json = st.ColText(6);
       out.push_back(std::move(r));
     }
     if (rc != SQLITE_DONE) return Error("list tasks");

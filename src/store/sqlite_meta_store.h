@@ -32,6 +32,7 @@ class SqliteMetaStore : public MetaStore {
  private:
   SqliteMetaStore(sqlite3* db, std::string root_path, SecretBox secrets);
   Status Exec(const std::string& sql);
+  Status AddFailedChangeColumn();
   Status Error(const std::string& what) const;
   StatusOr<std::vector<TaskRecord>> QueryTasks(const std::string& task_id);
 

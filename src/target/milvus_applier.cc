@@ -379,28 +379,32 @@ Status MilvusApplier::SendRows(const std::string& db, const std::string& coll, c
   return Status::Ok();
 }
 
-Status MilvusApplier::Insert(const std::string& db, const std::string& coll,
+Status MilvusApplier::Insert(const std::string& db, const std::string& coll, const std::string& partition,
                              const milvus::proto::msg::InsertRequest& src, bool upsert) {
   if (upsert) {
     milvuspb::UpsertRequest req;
     CopyRowsInto(db, coll, src, &req);
+    req.set_partition_name(partition);
     return SendRows(db, coll, req, src.num_rows());
   }
   milvuspb::InsertRequest req;
   CopyRowsInto(db, coll, src, &req);
+  req.set_partition_name(partition);
   return SendRows(db, coll, req, src.num_rows());
 }
 
-Status MilvusApplier::Insert(const std::string& db, const std::string& coll, milvus::proto::msg::InsertRequest&& src,
-                             bool upsert) {
+Status MilvusApplier::Insert(const std::string& db, const std::string& coll, const std::string& partition,
+                             milvus::proto::msg::InsertRequest&& src, bool upsert) {
   const uint64_t rows = src.num_rows();
   if (upsert) {
     milvuspb::UpsertRequest req;
     MoveRowsInto(db, coll, std::move(src), &req);
+    req.set_partition_name(partition);
     return SendRows(db, coll, req, rows);
   }
   milvuspb::InsertRequest req;
   MoveRowsInto(db, coll, std::move(src), &req);
+  req.set_partition_name(partition);
   return SendRows(db, coll, req, rows);
 }
 
@@ -475,6 +479,205 @@ Status MilvusApplier::Flush(milvuspb::FlushRequest req) {
     grpc::Status call = client_->stub()->Flush(ctx.get(), req, &resp);  // before reading resp.status()
     return client_->CheckCall(call, resp.status(), "Flush");
   });
+}
+
+}  // namespace cdc::target
+
+namespace cdc::target {
+
+namespace {
+
+bool IsAliasMissing(const Status& st) { return IsMissing(st) || MessageHas(st, {"alias not exist", "alias not found"}); }
+
+}  // namespace
+
+template <typename Req>
+Status MilvusApplier::Call(const std::string& what, const std::string& db, const Req& req, StubCall<Req> call) {
+  const std::string rpc = what.substr(0, what.find(' '));
+  return WithRetry(what, [&] {
+    commonpb::Status resp;
+    CallContext ctx(client_, db);
+    grpc::Status st = (client_->stub()->*call)(ctx.get(), req, &resp);  // before reading resp
+    return client_->CheckCall(st, resp, rpc);
+  });
+}
+
+Status MilvusApplier::CreateAlias(const std::string& db, const std::string& coll, const std::string& alias) {
+  milvuspb::CreateAliasRequest req;
+  req.set_db_name(db);
+  req.set_collection_name(coll);
+  req.set_alias(alias);
+  Status st = Call("CreateAlias " + db + "." + alias + " -> " + coll, db, req, &Stub::CreateAlias);
+  if (!st.ok() && IsAlreadyExists(st)) return AlterAlias(db, coll, alias);
+  return st;
+}
+
+Status MilvusApplier::AlterAlias(const std::string& db, const std::string& coll, const std::string& alias) {
+  milvuspb::AlterAliasRequest req;
+  req.set_db_name(db);
+  req.set_collection_name(coll);
+  req.set_alias(alias);
+  Status st = Call("AlterAlias " + db + "." + alias + " -> " + coll, db, req, &Stub::AlterAlias);
+  if (!st.ok() && IsAliasMissing(st) && MessageHas(st, {"alias"})) {
+    milvuspb::CreateAliasRequest create;
+    create.set_db_name(db);
+    create.set_collection_name(coll);
+    create.set_alias(alias);
+    return Call("CreateAlias " + db + "." + alias + " -> " + coll, db, create, &Stub::CreateAlias);
+  }
+  return st;
+}
+
+Status MilvusApplier::DropAlias(const std::string& db, const std::string& alias) {
+  milvuspb::DropAliasRequest req;
+  req.set_db_name(db);
+  req.set_alias(alias);
+  Status st = Call("DropAlias " + db + "." + alias, db, req, &Stub::DropAlias);
+  return st.ok() || IsAliasMissing(st) ? Status::Ok() : st;
+}
+
+Status MilvusApplier::RenameCollection(const std::string& db, const std::string& old_name, const std::string& new_db,
+                                       const std::string& new_name) {
+  milvuspb::RenameCollectionRequest req;
+  req.set_db_name(db);
+  req.set_oldname(old_name);
+  req.set_newname(new_name);
+  if (new_db != db) req.set_newdbname(new_db);
+  return Call("RenameCollection " + db + "." + old_name + " -> " + new_db + "." + new_name, db, req,
+              &Stub::RenameCollection);
+}
+
+Status MilvusApplier::AlterCollection(const std::string& db, const std::string& coll,
+                                      const std::vector<std::pair<std::string, std::string>>& properties) {
+  milvuspb::AlterCollectionRequest req;
+  req.set_db_name(db);
+  req.set_collection_name(coll);
+  for (const auto& [k, v] : properties) {
+    auto* kv = req.add_properties();
+    kv->set_key(k);
+    kv->set_value(v);
+  }
+  return Call("AlterCollection " + db + "." + coll, db, req, &Stub::AlterCollection);
+}
+
+StatusOr<milvuspb::DescribeCollectionResponse> MilvusApplier::DescribeCollection(const std::string& db,
+                                                                                const std::string& name) {
+  milvuspb::DescribeCollectionResponse resp;
+  Status st = WithRetry("DescribeCollection " + db + "." + name, [&] {
+    milvuspb::DescribeCollectionRequest req;
+    req.set_db_name(db);
+    req.set_collection_name(name);
+    CallContext ctx(client_, db);
+    grpc::Status call = client_->stub()->DescribeCollection(ctx.get(), req, &resp);  // before reading resp.status()
+    return client_->CheckCall(call, resp.status(), "DescribeCollection");
+  });
+  if (!st.ok()) return st;
+  return resp;
+}
+
+Status MilvusApplier::CreateRole(const std::string& role) {
+  milvuspb::CreateRoleRequest req;
+  req.mutable_entity()->set_name(role);
+  Status st = Call("CreateRole " + role, "", req, &Stub::CreateRole);
+  return st.ok() || IsAlreadyExists(st) ? Status::Ok() : st;
+}
+
+Status MilvusApplier::DropRole(const std::string& role) {
+  milvuspb::DropRoleRequest req;
+  req.set_role_name(role);
+  Status st = Call("DropRole " + role, "", req, &Stub::DropRole);
+  return st.ok() || IsMissing(st) ? Status::Ok() : st;
+}
+
+Status MilvusApplier::OperateUserRole(const std::string& user, const std::string& role, bool add) {
+  milvuspb::OperateUserRoleRequest req;
+  req.set_username(user);
+  req.set_role_name(role);
+  req.set_type(add ? milvuspb::AddUserToRole : milvuspb::RemoveUserFromRole);
+  Status st = Call(std::string("OperateUserRole ") + (add ? "add " : "remove ") + user + " / " + role, "", req,
+                   &Stub::OperateUserRole);
+  if (st.ok() || (add && IsAlreadyExists(st)) || (!add && IsMissing(st))) return Status::Ok();
+  return st;
+}
+
+Status MilvusApplier::OperatePrivilege(const RbacGrant& g, bool grant_it) {
+  milvuspb::OperatePrivilegeRequest req;
+  auto* e = req.mutable_entity();
+  e->mutable_role()->set_name(g.role);
+  e->mutable_object()->set_name(g.object_type);
+  e->set_object_name(g.object_name);
+  e->set_db_name(g.db);
+  e->mutable_grantor()->mutable_privilege()->set_name(g.privilege);
+  req.set_type(grant_it ? milvuspb::Grant : milvuspb::Revoke);
+  const std::string what = std::string("OperatePrivilege ") + (grant_it ? "grant " : "revoke ") + g.privilege +
+                           " on " + g.object_type + " " + g.db + "." + g.object_name + " to " + g.role;
+  Status st = Call(what, g.db, req, &Stub::OperatePrivilege);
+  if (st.ok() || (grant_it && IsAlreadyExists(st)) || (!grant_it && IsMissing(st))) return Status::Ok();
+  return st;
+}
+
+Status MilvusApplier::CreateCredential(const std::string& user, const std::string& password) {
+  milvuspb::CreateCredentialRequest req;
+  req.set_username(user);
+  req.set_password(Base64Encode(password));
+  Status st = Call("CreateCredential " + user, "", req, &Stub::CreateCredential);
+  return st.ok() || IsAlreadyExists(st) ? Status::Ok() : st;
+}
+
+Status MilvusApplier::DeleteCredential(const std::string& user) {
+  milvuspb::DeleteCredentialRequest req;
+  req.set_username(user);
+  Status st = Call("DeleteCredential " + user, "", req, &Stub::DeleteCredential);
+  return st.ok() || IsMissing(st) ? Status::Ok() : st;
+}
+
+StatusOr<std::vector<std::string>> MilvusApplier::ListUsers() {
+  milvuspb::ListCredUsersResponse resp;
+  Status st = WithRetry("ListCredUsers", [&] {
+    milvuspb::ListCredUsersRequest req;
+    CallContext ctx(client_);
+    grpc::Status call = client_->stub()->ListCredUsers(ctx.get(), req, &resp);  // before reading resp.status()
+    return client_->CheckCall(call, resp.status(), "ListCredUsers");
+  });
+  if (!st.ok()) return st;
+  return std::vector<std::string>(resp.usernames().begin(), resp.usernames().end());
+}
+
+StatusOr<std::map<std::string, std::vector<std::string>>> MilvusApplier::SelectRoles() {
+  milvuspb::SelectRoleResponse resp;
+  Status st = WithRetry("SelectRole", [&] {
+    milvuspb::SelectRoleRequest req;
+    req.set_include_user_info(true);
+    CallContext ctx(client_);
+    grpc::Status call = client_->stub()->SelectRole(ctx.get(), req, &resp);  // before reading resp.status()
+    return client_->CheckCall(call, resp.status(), "SelectRole");
+  });
+  if (!st.ok()) return st;
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& r : resp.results()) {
+    auto& users = out[r.role().name()];
+    for (const auto& u : r.users()) users.push_back(u.name());
+  }
+  return out;
+}
+
+StatusOr<std::vector<RbacGrant>> MilvusApplier::SelectGrants(const std::string& role, const std::string& db) {
+  milvuspb::SelectGrantResponse resp;
+  Status st = WithRetry("SelectGrant " + role, [&] {
+    milvuspb::SelectGrantRequest req;
+    req.mutable_entity()->mutable_role()->set_name(role);
+    req.mutable_entity()->set_db_name(db);
+    CallContext ctx(client_, db);
+    grpc::Status call = client_->stub()->SelectGrant(ctx.get(), req, &resp);  // before reading resp.status()
+    return client_->CheckCall(call, resp.status(), "SelectGrant");
+  });
+  if (!st.ok()) return st;
+  std::vector<RbacGrant> out;
+  for (const auto& e : resp.entities()) {
+    out.push_back(RbacGrant{e.role().name(), e.object().name(), e.object_name(), e.db_name().empty() ? db : e.db_name(),
+                            e.grantor().privilege().name()});
+  }
+  return out;
 }
 
 }  // namespace cdc::target

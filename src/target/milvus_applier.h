@@ -28,6 +28,15 @@ struct RetryPolicy {
   std::chrono::milliseconds max_backoff{10000};
 };
 
+// One privilege of a role on an object, as the RBAC API names it.
+struct RbacGrant {
+  std::string role;
+  std::string object_type;  // "Global", "Collection", "User"
+  std::string object_name;
+  std::string db;
+  std::string privilege;  // e.g. "Search"
+};
+
 // What to create: the source collection, already renamed for the target.
 struct CollectionSpec {
   std::string db_name;
@@ -57,12 +66,15 @@ class MilvusApplier {
   Status CreatePartition(const std::string& db, const std::string& coll, const std::string& partition);
   Status DropPartition(const std::string& db, const std::string& coll, const std::string& partition);
 
-  // Writes the rows of a source insert message. `upsert` replaces rows with the same
-  // primary keys (used when re-reading after a restart). The request is built once, before
-  // any retry; the rvalue form moves the columns out of `src` (a batch the caller gives up)
-  // instead of copying them.
-  Status Insert(const std::string& db, const std::string& coll, const milvus::proto::msg::InsertRequest& src, bool upsert);
-  Status Insert(const std::string& db, const std::string& coll, milvus::proto::msg::InsertRequest&& src, bool upsert);
+  // Writes the rows of a source insert message into `partition` (empty: none named, as a
+  // partition-key collection requires). `upsert` replaces rows with the same primary keys
+  // (used when re-reading after a restart). The request is built once, before any retry; the
+  // rvalue form moves the columns out of `src` (a batch the caller gives up) instead of
+  // copying them.
+  Status Insert(const std::string& db, const std::string& coll, const std::string& partition,
+                const milvus::proto::msg::InsertRequest& src, bool upsert);
+  Status Insert(const std::string& db, const std::string& coll, const std::string& partition,
+                milvus::proto::msg::InsertRequest&& src, bool upsert);
   // Deletes by primary key (int64 or varchar), in chunks.
   Status Delete(const std::string& db, const std::string& coll, const std::string& partition,
                 const milvus::proto::schema::IDs& ids, const std::string& pk_field);
@@ -75,6 +87,32 @@ class MilvusApplier {
   Status LoadPartitions(milvus::proto::milvus::LoadPartitionsRequest req);
   Status ReleasePartitions(milvus::proto::milvus::ReleasePartitionsRequest req);
   Status Flush(milvus::proto::milvus::FlushRequest req);
+
+  // Aliases, rename and properties (etcd-only operations on the source).
+  Status CreateAlias(const std::string& db, const std::string& coll, const std::string& alias);
+  // Points `alias` at `coll`, creating it when the target does not have it.
+  Status AlterAlias(const std::string& db, const std::string& coll, const std::string& alias);
+  Status DropAlias(const std::string& db, const std::string& alias);
+  Status RenameCollection(const std::string& db, const std::string& old_name, const std::string& new_db,
+                          const std::string& new_name);
+  Status AlterCollection(const std::string& db, const std::string& coll,
+                         const std::vector<std::pair<std::string, std::string>>& properties);
+  StatusOr<milvus::proto::milvus::DescribeCollectionResponse> DescribeCollection(const std::string& db,
+                                                                               const std::string& name);
+
+  // Roles, users and grants. Creating what exists and removing what is gone count as done.
+  Status CreateRole(const std::string& role);
+  Status DropRole(const std::string& role);
+  Status OperateUserRole(const std::string& user, const std::string& role, bool add);
+  Status OperatePrivilege(const RbacGrant& grant, bool grant_it);
+  // `password` in clear; it is sent base64-encoded, as the SDKs do, and never logged.
+  Status CreateCredential(const std::string& user, const std::string& password);
+  Status DeleteCredential(const std::string& user);
+  StatusOr<std::vector<std::string>> ListUsers();
+  // Every role with the users bound to it.
+  StatusOr<std::map<std::string, std::vector<std::string>>> SelectRoles();
+  // The grants of `role` in database `db`.
+  StatusOr<std::vector<RbacGrant>> SelectGrants(const std::string& role, const std::string& db);
 
   // Called (on the calling thread) with each failure a retry absorbs, e.g. for `get`.
   void set_on_retry(std::function<void(const Status&)> cb) { on_retry_ = std::move(cb); }
@@ -95,6 +133,9 @@ class MilvusApplier {
                                                                               milvus::proto::common::Status*);
   template <typename Req>
   Status Forward(const char* name, Req req, StubCall<Req> call, bool tolerate_missing);
+  // One call answered by a common.Status, with retry; `what` names it in messages.
+  template <typename Req>
+  Status Call(const std::string& what, const std::string& db, const Req& req, StubCall<Req> call);
 
   MilvusClient* const client_;
   const RetryPolicy retry_;

@@ -45,6 +45,11 @@ struct FailedChange {
   int64_t time_ms = 0;     // unix time in ms
 };
 
+// The stored form of a FailedChange (a JSON object with the keys get shows), and back;
+// nullopt for text that is not one.
+std::string FailedChangeToJson(const FailedChange& change);
+std::optional<FailedChange> FailedChangeFromJson(const std::string& text);
+
 // Sets lag_ms for DML channels with a known timestamp. The source writes a time tick on
 // every DML channel every few hundred ms, so its head time is "now" while it runs; the lag
 // keeps growing while the task is stuck or paused.

@@ -17,6 +17,15 @@ bool Contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+// Whether the scope name `pattern` of task `owner` covers `name`. A `*` database gives way to the
+// owner's own list for a named database, as at run time (TaskSpec::CollectionInScope).
+bool Covers(const TaskSpec& owner, const std::string& pattern, const std::string& name) {
+  if (!ScopeMatches(pattern, name)) return false;
+  const std::string pattern_db = Split(pattern).first;
+  const std::string name_db = Split(name).first;
+  return !(pattern_db == "*" && name_db != "*" && owner.db_collections && owner.db_collections->count(name_db));
+}
+
 }  // namespace
 
 std::string TargetKey(const TaskSpec& spec) {
@@ -53,15 +62,17 @@ Status CheckScope(TaskSpec* spec, const std::vector<TaskSpec>& others) {
   for (const auto& name : names) {
     for (const auto& o : others) {
       for (const auto& existing : o.ScopeNames()) {
+        bool duplicate = false;
         if (existing == name) {
-          duplicates.push_back(name);
+          duplicate = true;
         } else if (name == "*.*") {
           excludes.push_back(existing);  // a new *.* only clashes with another *.*
-        } else if (ScopeMatches(existing, name) && !Contains(o.exclude_collections, name)) {
-          duplicates.push_back(name);
+        } else if (Covers(o, existing, name) && !Contains(o.exclude_collections, name)) {
+          duplicate = true;
         } else if (ScopeMatches(name, existing)) {
           excludes.push_back(existing);
         }
+        if (duplicate && !Contains(duplicates, name)) duplicates.push_back(name);
       }
     }
   }
@@ -78,7 +89,7 @@ Status CheckScope(TaskSpec* spec, const std::vector<TaskSpec>& others) {
       for (const auto& [src, _] : nm.collection_mapping) sources.push_back(nm.source_db + "." + src);
     }
     for (const auto& src : sources) {
-      bool inside = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return ScopeMatches(n, src); });
+      bool inside = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return Covers(*spec, n, src); });
       if (!inside) {
         return InvalidArgument("the collection name in the name mapping is not in the collection info, checkout it");
       }

@@ -1,5 +1,6 @@
 #include "task/task_manager.h"
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -19,12 +20,14 @@ int64_t NowMs() {
       .count();
 }
 
-// Two specs are "the same request" when everything but the id and the server-set exclusions match.
+// Two specs are "the same request" when everything but the id and the server-set lists match.
 bool SameRequest(TaskSpec a, TaskSpec b) {
   a.task_id.clear();
   b.task_id.clear();
   a.exclude_collections.clear();
   b.exclude_collections.clear();
+  a.skip_collections.clear();
+  b.skip_collections.clear();
   return SpecToJson(a) == SpecToJson(b) && SecretsToJson(a) == SecretsToJson(b);
 }
 
@@ -163,7 +166,9 @@ StatusOr<std::string> TaskManager::Create(TaskSpec spec) {
   }
   tasks_[id] = std::move(e);
   UpdateMetricsLocked();
-  GetLogger("task")->info("task {} created for target {} scope {}", id, target, SpecToJson(spec)["collection_infos"].dump());
+  std::string scope;
+  for (const auto& name : spec.ScopeNames()) scope += (scope.empty() ? "" : " ") + name;
+  GetLogger("task")->info("task {} created for target {} scope [{}]", id, target, scope);
   return id;
 }
 
@@ -228,6 +233,53 @@ Status TaskManager::Resume(const std::string& task_id) {
   return Status::Ok();
 }
 
+Status TaskManager::Skip(const std::string& task_id, const std::string& db_name, const std::string& collection) {
+  if (task_id.empty()) return InvalidArgument("task_id is empty");
+  if (collection.empty()) return InvalidArgument("collection_name is empty: name the collection to skip");
+  const std::string db = db_name.empty() ? "default" : db_name;
+  if (db == "*" || collection == "*") {
+    return InvalidArgument("skip takes one collection: db_name and collection_name cannot be `*`");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end()) return NotFound("not found the task, task_id: " + task_id);
+  Entry& e = it->second;
+  const std::string name = db + "." + collection;
+  auto& skipped = e.spec.skip_collections;
+  if (std::find(skipped.begin(), skipped.end(), name) != skipped.end()) return Status::Ok();
+  if (!e.spec.CollectionInScope(db, collection)) {
+    return InvalidArgument("the collection " + name + " is not in the scope of the task, task_id: " + task_id);
+  }
+  TaskSpec spec = e.spec;
+  spec.skip_collections.push_back(name);
+  std::sort(spec.skip_collections.begin(), spec.skip_collections.end());
+  TaskRecord updated = e.record;
+  updated.spec_json = SpecToJson(spec).dump();
+  if (Status st = store_->PutTask(updated); !st.ok()) {
+    return st.WithContext("fail to store the skipped collection, task_id: " + task_id);
+  }
+  e.record = std::move(updated);
+  e.spec = std::move(spec);
+  auto log = GetLogger("task");
+  log->info("task {} skips collection {}", task_id, name);
+  if (e.record.state != TaskState::kRunning) return Status::Ok();  // the operator resumes it
+
+  // The pipeline holds the scope it started with: restart it (from its checkpoints).
+  StopPipelineLocked(e);
+  Status started = StartPipelineLocked(e);
+  if (started.ok()) return Status::Ok();
+  StopPipelineLocked(e);
+  Status persisted = PersistLocked(e, TaskState::kPaused, "fail to start task, err: " + started.message());
+  UpdateMetricsLocked();
+  log->error("task {} paused: it could not restart after skipping {}: {}", task_id, name, started.message());
+  if (!persisted.ok()) {
+    return Internal("the collection " + name + " is skipped, but the task could not restart: " + started.message() +
+                    " (and its pause could not be stored: " + persisted.message() + ")");
+  }
+  return Internal("the collection " + name + " is skipped, but the task could not restart and is paused: " +
+                  started.message());
+}
+
 StatusOr<TaskView> TaskManager::Get(const std::string& task_id) {
   if (task_id.empty()) return InvalidArgument("task_id is empty");
   std::lock_guard<std::mutex> lock(mu_);
@@ -235,6 +287,9 @@ StatusOr<TaskView> TaskManager::Get(const std::string& task_id) {
   if (it == tasks_.end()) return NotFound("not found: [" + task_id + "]");
   TaskView v = ViewLocked(it->second);
   v.progress = ProgressLocked(it->second);
+  if (!it->second.record.failed_change_json.empty()) {
+    v.failed_change = FailedChangeFromJson(it->second.record.failed_change_json);
+  }
   return v;
 }
 
@@ -303,8 +358,8 @@ Status TaskManager::StartPipelineLocked(Entry& e) {
   e.generation = generation;
   auto pipeline = pipelines_->Create(e.record.task_id, e.spec,
                                      [this, generation](const std::string& id, const std::string& reason,
-                                                        const std::optional<FailedChange>&) {
-                                       OnPipelineFailure(id, generation, reason);
+                                                        const std::optional<FailedChange>& change) {
+                                       OnPipelineFailure(id, generation, reason, change);
                                      });
   if (!pipeline) return Internal("no pipeline could be created");
   RETURN_IF_ERROR(pipeline->Start());
@@ -318,10 +373,12 @@ void TaskManager::StopPipelineLocked(Entry& e) {
   e.pipeline.reset();
 }
 
-Status TaskManager::PersistLocked(Entry& e, TaskState state, const std::string& reason) {
+Status TaskManager::PersistLocked(Entry& e, TaskState state, const std::string& reason,
+                                  const std::optional<FailedChange>& change) {
   TaskRecord updated = e.record;
   updated.state = state;
   updated.reason = reason;
+  updated.failed_change_json = change ? FailedChangeToJson(*change) : "";
   RETURN_IF_ERROR(store_->PutTask(updated));
   e.record = std::move(updated);
   return Status::Ok();
@@ -347,10 +404,11 @@ void TaskManager::UpdateMetricsLocked() {
   }
 }
 
-void TaskManager::OnPipelineFailure(const std::string& task_id, uint64_t generation, const std::string& reason) {
+void TaskManager::OnPipelineFailure(const std::string& task_id, uint64_t generation, const std::string& reason,
+                                    const std::optional<FailedChange>& change) {
   {
     std::lock_guard<std::mutex> lock(failure_mu_);
-    failures_.push_back(Failure{task_id, generation, reason});
+    failures_.push_back(Failure{task_id, generation, reason, change});
   }
   failure_cv_.notify_one();
 }
@@ -372,7 +430,8 @@ void TaskManager::FailureLoop() {
       continue;  // deleted, paused or restarted since: the report is stale
     }
     StopPipelineLocked(it->second);
-    Status st = PersistLocked(it->second, TaskState::kPaused, f.reason);
+    if (f.change && f.change->time_ms == 0) f.change->time_ms = NowMs();
+    Status st = PersistLocked(it->second, TaskState::kPaused, f.reason, f.change);
     GetLogger("task")->error("task {} paused: {}{}", f.task_id, f.reason,
                              st.ok() ? "" : " (and the pause could not be stored: " + st.message() + ")");
     UpdateMetricsLocked();

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -38,6 +39,7 @@ struct TaskView {
   TaskState state = TaskState::kInitial;
   std::string reason;
   PipelineProgress progress;  // Get only: live, or the stored checkpoints; lag filled in
+  std::optional<FailedChange> failed_change;  // Get only: the change that paused the task
 };
 
 class TaskManager {
@@ -60,6 +62,10 @@ class TaskManager {
   Status Delete(const std::string& task_id, bool ignore_not_found);
   Status Pause(const std::string& task_id);
   Status Resume(const std::string& task_id);
+  // Leaves source collection `db`.`collection` (db empty: "default") out of the task's scope
+  // from now on and stores that with the spec. A running task's pipeline is restarted with the
+  // new scope (blocks like Pause); a paused task stays paused. Idempotent.
+  Status Skip(const std::string& task_id, const std::string& db, const std::string& collection);
   StatusOr<TaskView> Get(const std::string& task_id);
   std::vector<TaskView> List();
   StatusOr<std::vector<ChannelPosition>> Positions(const std::string& task_id);
@@ -77,11 +83,14 @@ class TaskManager {
 
   Status StartPipelineLocked(Entry& e);
   void StopPipelineLocked(Entry& e);
-  Status PersistLocked(Entry& e, TaskState state, const std::string& reason);
+  // Stores the new state and reason; `change` replaces the stored failed change (none clears it).
+  Status PersistLocked(Entry& e, TaskState state, const std::string& reason,
+                       const std::optional<FailedChange>& change = std::nullopt);
   TaskView ViewLocked(const Entry& e) const;
   PipelineProgress ProgressLocked(const Entry& e) const;
   void UpdateMetricsLocked();
-  void OnPipelineFailure(const std::string& task_id, uint64_t generation, const std::string& reason);
+  void OnPipelineFailure(const std::string& task_id, uint64_t generation, const std::string& reason,
+                         const std::optional<FailedChange>& change);
   void FailureLoop();
 
   const TaskManagerOptions options_;
@@ -99,6 +108,7 @@ class TaskManager {
     std::string task_id;
     uint64_t generation;
     std::string reason;
+    std::optional<FailedChange> change;
   };
   std::mutex failure_mu_;  // guards failures_ and stopping_
   std::condition_variable failure_cv_;

@@ -1,7 +1,10 @@
 #include "task/task_spec.h"
 
+#include <algorithm>
 #include <regex>
+#include <set>
 
+#include "task/scope.h"
 #include "util/json_decode.h"
 
 namespace cdc {
@@ -50,12 +53,24 @@ json CollectionListToJson(const std::vector<CollectionInfo>& list) {
   return arr;
 }
 
-// Checks one collection list (step 7 of the official validation).
-Status ValidateCollectionList(const std::vector<CollectionInfo>& list, int max_len) {
+// "[a b]", as the official server prints a list of names.
+std::string NameList(const std::vector<std::string>& names) {
+  std::string out = "[";
+  for (size_t i = 0; i < names.size(); ++i) out += (i ? " " : "") + names[i];
+  return out + "]";
+}
+
+// Checks the collection list of database `db` (step 7 of the official validation). Several
+// entries are allowed (the official server takes exactly one), but not twice the same name,
+// nor `*` beside names it already covers.
+Status ValidateCollectionList(const std::vector<CollectionInfo>& list, const std::string& db, int max_len) {
   if (list.empty()) return InvalidArgument("empty collection info");
-  if (list.size() != 1) return InvalidArgument("the collection info should be only one.");
-  std::string empty_msg;
+  bool empty_name = false;
+  bool has_star = false;
   std::vector<std::string> too_long;
+  std::vector<std::string> named;
+  std::vector<std::string> duplicates;
+  std::set<std::string> seen;
   for (const auto& c : list) {
     if (c.name == "*" && c.positions && !c.positions->empty()) {
       return InvalidArgument("the collection name is `*`, the positions should be empty");
@@ -68,17 +83,48 @@ Status ValidateCollectionList(const std::vector<CollectionInfo>& list, int max_l
         }
       }
     }
-    if (c.name.empty()) empty_msg = "there is a collection name that is empty. ";
+    if (c.name.empty()) empty_name = true;
     if (static_cast<int>(c.name.size()) > max_len) too_long.push_back(c.name);
+    if (c.name == "*") has_star = true;
+    if (seen.insert(c.name).second) {
+      if (c.name != "*" && !c.name.empty()) named.push_back(c.name);
+    } else if (std::find(duplicates.begin(), duplicates.end(), c.name) == duplicates.end()) {
+      duplicates.push_back(c.name);
+    }
   }
-  if (!empty_msg.empty() || !too_long.empty()) {
-    std::string msg = empty_msg;
+  if (empty_name || !too_long.empty()) {
+    std::string msg = empty_name ? "there is a collection name that is empty. " : "";
     if (!too_long.empty()) {
-      msg += "there are some collection names whose length exceeds " + std::to_string(max_len) + " characters, [";
-      for (size_t i = 0; i < too_long.size(); ++i) msg += (i ? " " : "") + too_long[i];
-      msg += "]";
+      msg += "there are some collection names whose length exceeds " + std::to_string(max_len) + " characters, " +
+             NameList(too_long);
     }
     return InvalidArgument(msg);
+  }
+  if (has_star && !named.empty()) {
+    return InvalidArgument("in the list of database " + db +
+                           ", `*` already covers every collection, so these names are redundant: " + NameList(named));
+  }
+  if (!duplicates.empty()) {
+    return InvalidArgument("there are duplicate collection names in the list of database " + db + ", " +
+                           NameList(duplicates));
+  }
+  return Status::Ok();
+}
+
+// Initial positions of one entry: keys must be vchannels of one collection.
+Status ValidatePositions(const CollectionInfo& c) {
+  static const std::regex kVchannel(R"(^(.*)_(\d+)v(\d+)$)");
+  if (!c.positions) return Status::Ok();
+  std::string collection_id;
+  for (const auto& [channel, _] : *c.positions) {
+    std::smatch m;
+    if (!std::regex_match(channel, m, kVchannel)) {
+      return InvalidArgument("the vchannel is invalid, " + channel + ", err: it does not match <pchannel>_<id>v<shard>");
+    }
+    if (!collection_id.empty() && collection_id != m[2].str()) {
+      return InvalidArgument("the channel position info should be in the same collection");
+    }
+    collection_id = m[2].str();
   }
   return Status::Ok();
 }
@@ -108,6 +154,25 @@ std::vector<std::string> TaskSpec::ScopeNames() const {
     }
   }
   return names;
+}
+
+bool TaskSpec::CollectionInScope(const std::string& db, const std::string& collection) const {
+  const std::string name = db + "." + collection;
+  if (std::find(skip_collections.begin(), skip_collections.end(), name) != skip_collections.end()) return false;
+  for (const auto& excluded : exclude_collections) {
+    if (ScopeMatches(excluded, name)) return false;
+  }
+  const std::vector<CollectionInfo>* list = nullptr;
+  if (collection_infos && !collection_infos->empty()) {
+    if (db == "default") list = &*collection_infos;
+  } else if (db_collections) {
+    auto it = db_collections->find(db);
+    if (it == db_collections->end()) it = db_collections->find("*");
+    if (it != db_collections->end()) list = &it->second;
+  }
+  if (!list) return false;
+  return std::any_of(list->begin(), list->end(),
+                     [&](const CollectionInfo& c) { return c.name == "*" || c.name == collection; });
 }
 
 StatusOr<TaskSpec> DecodeTaskSpec(const json& data) {
@@ -205,9 +270,24 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json& data) {
     }
   }
   d.Bool(data, "disable_auto_start", "disable_auto_start", &s.disable_auto_start);
+  if (const json* users = d.Object(data, "user_passwords", "user_passwords")) {
+    for (auto it = users->begin(); it != users->end(); ++it) {
+      if (!it->is_string()) {
+        d.AddError("user_passwords." + it.key(), "string", *it);
+      } else {
+        s.user_passwords[it.key()] = it->get<std::string>();
+      }
+    }
+  }
+  // Server-set lists, read back from the stored spec (the API clears them on create).
   if (const json* ex = d.Array(data, "exclude_collections", "exclude_collections")) {
     for (const auto& e : *ex) {
       if (e.is_string()) s.exclude_collections.push_back(e.get<std::string>());
+    }
+  }
+  if (const json* skip = d.Array(data, "skip_collections", "skip_collections")) {
+    for (const auto& e : *skip) {
+      if (e.is_string()) s.skip_collections.push_back(e.get<std::string>());
     }
   }
   if (!d.ok()) return InvalidArgument(d.ErrorText());
@@ -239,13 +319,11 @@ Status ValidateSpec(const TaskSpec& s, const SpecLimits& limits) {
   // 4. Buffer.
   if (s.buffer_period < 0) return InvalidArgument("the cache period is less zero");
   if (s.buffer_size < 0) return InvalidArgument("the cache size is less zero");
-  // 5. Scope count.
+  // 5. Scope count. Several collections, and several databases, are allowed (the official
+  // server takes exactly one); the two forms together are not.
   const bool has_infos = s.collection_infos && !s.collection_infos->empty();
   const bool has_dbs = s.db_collections && !s.db_collections->empty();
   if (!has_infos && !has_dbs) return InvalidArgument("the collection info is empty");
-  if ((has_infos && s.collection_infos->size() > 1) || (has_dbs && s.db_collections->size() > 1)) {
-    return InvalidArgument("the collection info should be only one");
-  }
   if (has_infos && has_dbs) {
     return InvalidArgument("the collection info and db collection info should be only one");
   }
@@ -257,33 +335,22 @@ Status ValidateSpec(const TaskSpec& s, const SpecLimits& limits) {
                                " characters, " + db);
       }
       if (db.empty()) return InvalidArgument("the db name is empty");
-      RETURN_IF_ERROR(ValidateCollectionList(list, limits.max_name_length));
+      RETURN_IF_ERROR(ValidateCollectionList(list, db, limits.max_name_length));
     }
   } else {
-    RETURN_IF_ERROR(ValidateCollectionList(*s.collection_infos, limits.max_name_length));
+    RETURN_IF_ERROR(ValidateCollectionList(*s.collection_infos, "default", limits.max_name_length));
   }
   // 8. Replicate channel.
   if (!s.rpc_channel_name.empty() && s.rpc_channel_name != limits.replicate_chan) {
     return InvalidArgument("the rpc channel is invalid, the channel name should be the same as the source config");
   }
-  // Initial positions: keys must be vchannels of one collection.
-  static const std::regex kVchannel(R"(^(.*)_(\d+)v(\d+)$)");
-  std::string collection_id;
-  for (const auto& name_list : {s.collection_infos.value_or(std::vector<CollectionInfo>{})}) {
-    for (const auto& c : name_list) {
-      if (!c.positions) continue;
-      for (const auto& [channel, data] : *c.positions) {
-        std::smatch m;
-        if (!std::regex_match(channel, m, kVchannel)) {
-          return InvalidArgument("the vchannel is invalid, " + channel + ", err: it does not match <pchannel>_<id>v<shard>");
-        }
-        if (!collection_id.empty() && collection_id != m[2].str()) {
-          return InvalidArgument("the channel position info should be in the same collection");
-        }
-        collection_id = m[2].str();
-        (void)data;
-      }
+  // Initial positions, per entry: each names its own collection.
+  if (has_dbs) {
+    for (const auto& [db, list] : *s.db_collections) {
+      for (const auto& c : list) RETURN_IF_ERROR(ValidatePositions(c));
     }
+  } else {
+    for (const auto& c : *s.collection_infos) RETURN_IF_ERROR(ValidatePositions(c));
   }
   // Client-chosen ids become store keys: keep them plain.
   static const std::regex kTaskId(R"(^[A-Za-z0-9_.\-]{1,128}$)");
@@ -298,6 +365,17 @@ Status ValidateSpec(const TaskSpec& s, const SpecLimits& limits) {
                              " characters, " + nm.target_db);
     }
   }
+  // Initial passwords are for the users enable_user_role copies; without it they would be ignored.
+  if (!s.user_passwords.empty()) {
+    if (!s.enable_user_role) {
+      return InvalidArgument("user_passwords is only used with extra_info.enable_user_role: true; "
+                             "set it or remove user_passwords");
+    }
+    for (const auto& [user, password] : s.user_passwords) {
+      if (user.empty()) return InvalidArgument("user_passwords has an empty user name");
+      if (password.empty()) return InvalidArgument("user_passwords has an empty password for user " + user);
+    }
+  }
   return Status::Ok();
 }
 
@@ -305,6 +383,7 @@ json SpecToJson(const TaskSpec& s) {
   json j = SpecToTaskObject(s);
   j.erase("task_id");
   if (!s.exclude_collections.empty()) j["exclude_collections"] = s.exclude_collections;
+  if (!s.skip_collections.empty()) j["skip_collections"] = s.skip_collections;
   return j;
 }
 
@@ -315,6 +394,7 @@ std::string SecretsToJson(const TaskSpec& s) {
   if (!s.milvus.token.empty()) j["token"] = s.milvus.token;
   if (!s.kafka.sasl_username.empty()) j["sasl_username"] = s.kafka.sasl_username;
   if (!s.kafka.sasl_password.empty()) j["sasl_password"] = s.kafka.sasl_password;
+  if (!s.user_passwords.empty()) j["user_passwords"] = s.user_passwords;
   return j.empty() ? "" : j.dump();
 }
 
@@ -328,7 +408,15 @@ StatusOr<TaskSpec> SpecFromStored(const std::string& spec_json, const std::strin
     json sec = json::parse(secrets_json, nullptr, false);
     if (sec.is_discarded() || !sec.is_object()) return Internal("stored task credentials are not valid JSON");
     for (auto it = sec.begin(); it != sec.end(); ++it) {
-      if (!it->is_string()) return Internal("stored task credential '" + it.key() + "' is not a string");
+      if (it.key() == "user_passwords") {
+        if (!it->is_object()) return Internal("stored task user_passwords is not an object");
+        for (auto u = it->begin(); u != it->end(); ++u) {
+          if (!u->is_string()) return Internal("stored task password of user '" + u.key() + "' is not a string");
+          s.user_passwords[u.key()] = u->get<std::string>();
+        }
+      } else if (!it->is_string()) {
+        return Internal("stored task credential '" + it.key() + "' is not a string");
+      }
     }
     auto get = [&](const char* key) { return sec.contains(key) ? sec[key].get<std::string>() : std::string(); };
     s.milvus.username = get("username");

@@ -88,6 +88,10 @@ struct TaskSpec {
 
   // "db.collection" names this task covers (collection_infos imply db "default").
   std::vector<std::string> ScopeNames() const;
+  // Whether source collection `db`.`collection` is replicated: as the official server, a
+  // db_collections task uses the list of `db`, else the list of `*`; a list covers a collection
+  // it names or holds `*`. Excluded and skipped names are out.
+  bool CollectionInScope(const std::string& db, const std::string& collection) const;
 };
 
 struct SpecLimits {
@@ -103,14 +107,14 @@ StatusOr<TaskSpec> DecodeTaskSpec(const nlohmann::json& request_data);
 // the official server's texts.
 Status ValidateSpec(const TaskSpec& spec, const SpecLimits& limits);
 
-// Normalized JSON of the spec without credentials (what is stored and compared).
+// Normalized JSON of the spec without credentials or user passwords (what is stored and compared).
 nlohmann::json SpecToJson(const TaskSpec& spec);
-// Only the credentials, as JSON text (sealed by the store).
+// Only the secrets (credentials and user passwords), as JSON text (sealed by the store).
 std::string SecretsToJson(const TaskSpec& spec);
 // Rebuilds a spec from stored JSON and credentials.
 StatusOr<TaskSpec> SpecFromStored(const std::string& spec_json, const std::string& secrets_json);
 
-// The task object of get/list: official field names, credentials omitted.
+// The task object of get/list: official field names, secrets omitted.
 nlohmann::json SpecToTaskObject(const TaskSpec& spec);
 
 }  // namespace cdc

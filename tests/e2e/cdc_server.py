@@ -61,6 +61,8 @@ class CdcServer:
             f"    metaSubPath: {bed.get('SOURCE_META_SUBPATH', 'meta')}",
             "  kafka:",
             f"    address: {bed.get('KAFKA_BROKERS', '127.0.0.1:9092')}",
+            "  milvus:",
+            f"    uri: {bed.get('SOURCE_MILVUS_URI', 'http://127.0.0.1:19530')}",
             f"  replicateChan: {bed.get('SOURCE_REPLICATE_CHANNEL', 'by-dev-replicate-msg')}",
             "retry:",
             f"  retryTimes: {overrides.get('retryTimes', 0)}",

@@ -148,7 +148,7 @@ TEST_F(CdcServiceTest, RequestTypeOfWrongType) {
 
 TEST_F(CdcServiceTest, UnknownRequestTypeListsTheTypes) {
   const json expected = json::parse(R"({"code":400,
-    "message":"invalid 'request_type' param, can be set [create delete get list maintenance pause position resume]"})");
+    "message":"invalid 'request_type' param, can be set [create delete get list maintenance pause position resume skip]"})");
   EXPECT_EQ(Post(Req("nope")), expected);
   EXPECT_EQ(Post(Req("LIST")), expected) << "request_type is case-sensitive";
   EXPECT_EQ(Post(json::object()), expected);
@@ -196,6 +196,9 @@ TEST_F(CdcServiceTest, OtherTypeMismatchesNameTheField) {
        "fail to decode the get request, error: 'task_id' expected type 'string', got 'float'"},
       {Req("position", {{"task_id", json::object()}}),
        "fail to decode the position request, error: 'task_id' expected type 'string', got 'object'"},
+      {Req("skip", {{"task_id", "x"}, {"db_name", 1}, {"collection_name", false}}),
+       "fail to decode the skip request, error: 'db_name' expected type 'string', got 'int'; "
+       "'collection_name' expected type 'string', got 'bool'"},
   };
   for (const auto& [request, message] : cases) {
     json r = Post(request);
@@ -610,6 +613,170 @@ TEST_F(CdcServiceTest, ConcurrentRequests) {
   EXPECT_EQ(bad.load(), 0);
   EXPECT_EQ(store_.Size(), 0u);
   EXPECT_EQ(Post(Req("list")).dump(), R"({"code":200,"data":{"tasks":[]}})");
+}
+
+// ---------------- several collections ----------------
+
+// A create request for the target with `scope` (and any other fields) in its request_data.
+json CreateWith(json scope) {
+  json body = {{"request_type", "create"},
+               {"request_data", {{"milvus_connect_param", {{"uri", "http://target:19530"}, {"token", kSecrets[0]}}}}}};
+  for (auto it = scope.begin(); it != scope.end(); ++it) body["request_data"][it.key()] = *it;
+  return body;
+}
+
+// The reply to a request the handler refused as the client's mistake.
+json Refused(const std::string& type, const std::string& message) {
+  return {{"code", 400}, {"message", "fail to handle the " + type + " request, error: " + message}};
+}
+
+TEST_F(CdcServiceTest, CreateWithSeveralCollectionsAndDatabases) {
+  json r = Post(CreateWith(
+      json::parse(R"({"collection_infos": [{"name": "a"}, {"name": "b", "use_start_position": true}]})")));
+  ASSERT_EQ(r["code"], 200) << r.dump();
+  json task = Post(Req("get", {{"task_id", r["data"]["task_id"]}}))["data"]["task"];
+  EXPECT_EQ(task["collection_infos"], json::parse(R"([{"name": "a", "positions": null, "use_start_position": false},
+                                                      {"name": "b", "positions": null, "use_start_position": true}])"));
+  r = Post(CreateWith(
+      json::parse(R"({"db_collections": {"db1": [{"name": "a"}, {"name": "b"}], "db2": [{"name": "*"}]}})")));
+  ASSERT_EQ(r["code"], 200) << r.dump();
+  task = Post(Req("get", {{"task_id", r["data"]["task_id"]}}))["data"]["task"];
+  EXPECT_EQ(task["db_collections"].size(), 2u) << task.dump();
+
+  const std::pair<const char*, std::string> refused[] = {
+      {R"({"collection_infos": [{"name": "c"}, {"name": "c"}]})",
+       "there are duplicate collection names in the list of database default, [c]"},
+      {R"({"db_collections": {"db3": [{"name": "*"}, {"name": "x"}]}})",
+       "in the list of database db3, `*` already covers every collection, so these names are redundant: [x]"},
+      {R"({"collection_infos": [{"name": "c"}], "db_collections": {"db3": [{"name": "x"}]}})",
+       "the collection info and db collection info should be only one"},
+      {R"({"collection_infos": [{"name": "c"}, {"name": "a"}]})",
+       "the collection name is duplicate with existing task, [default.a]"},
+  };
+  for (const auto& [scope, message] : refused) {
+    EXPECT_EQ(Post(CreateWith(json::parse(scope))), Refused("create", message)) << scope;
+  }
+}
+
+// ---------------- user_passwords ----------------
+
+TEST_F(CdcServiceTest, UserPasswordsAreNeverReturnedOrLogged) {
+  const std::string kPassword = "USER-PW-9e41";
+  ApiLogCapture capture;
+  json body = CreateWith({{"task_id", "roles"},
+                          {"collection_infos", {{{"name", "a"}}}},
+                          {"extra_info", {{"enable_user_role", true}}},
+                          {"user_passwords", {{"alice", kPassword}}}});
+  json created = Post(body);
+  ASSERT_EQ(created["code"], 200) << created.dump();
+  const std::string id = created["data"]["task_id"];
+  const std::string get = Post(Req("get", {{"task_id", id}})).dump();
+  const std::string list = Post(Req("list")).dump();
+  for (const std::string& text : {get, list, capture.Text(), metrics_.Render()}) {
+    EXPECT_EQ(text.find(kPassword), std::string::npos) << text;
+  }
+  EXPECT_EQ(get.find("user_passwords"), std::string::npos) << get;
+  EXPECT_NE(capture.Text().find("alice"), std::string::npos) << "user names stay readable in the request log";
+  auto stored = store_.Find(id);
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->spec_json.find(kPassword), std::string::npos) << "only in the sealed secrets";
+  EXPECT_NE(stored->secrets_json.find(kPassword), std::string::npos);
+  // The same body again is the same task; another password is another request.
+  EXPECT_EQ(Post(body).dump(), R"({"code":200,"data":{"task_id":"roles"}})");
+  body["request_data"]["user_passwords"]["alice"] = "other";
+  EXPECT_EQ(Post(body)["code"], 400);
+}
+
+TEST_F(CdcServiceTest, UserPasswordsErrors) {
+  const json undecodable = {{"code", 400},
+                            {"message", "fail to decode the create request, error: 'user_passwords.bob' expected "
+                                        "type 'string', got 'int'"}};
+  EXPECT_EQ(Post(CreateWith({{"collection_infos", {{{"name", "a"}}}},
+                             {"extra_info", {{"enable_user_role", true}}},
+                             {"user_passwords", {{"alice", "pw"}, {"bob", 5}}}})),
+            undecodable);
+  EXPECT_EQ(Post(CreateWith({{"collection_infos", {{{"name", "a"}}}}, {"user_passwords", "alice:pw"}}))["message"],
+            "fail to decode the create request, error: 'user_passwords' expected type 'object', got 'string'");
+  EXPECT_EQ(Post(CreateWith({{"collection_infos", {{{"name", "a"}}}}, {"user_passwords", {{"alice", "pw"}}}})),
+            Refused("create", "user_passwords is only used with extra_info.enable_user_role: true; set it or "
+                              "remove user_passwords"));
+  EXPECT_EQ(store_.Size(), 0u);
+}
+
+// ---------------- skip ----------------
+
+TEST_F(CdcServiceTest, SkipRecordsTheCollectionAndShowsIt) {
+  const std::string id =
+      Post(CreateWith(json::parse(R"({"collection_infos": [{"name": "a"}, {"name": "b"}]})")))["data"]["task_id"];
+  EXPECT_EQ(Post(Req("get", {{"task_id", id}}))["data"]["task"]["skipped_collections"], json::array())
+      << "an empty list when nothing is skipped";
+  EXPECT_EQ(Post(Req("skip", {{"task_id", id}, {"db_name", "default"}, {"collection_name", "a"}})).dump(),
+            R"({"code":200})");
+  EXPECT_EQ(Post(Req("skip", {{"task_id", id}, {"collection_name", "a"}})).dump(), R"({"code":200})")
+      << "db_name defaults to default; skipping twice is fine";
+  json task = Post(Req("get", {{"task_id", id}}))["data"]["task"];
+  EXPECT_EQ(task["skipped_collections"], json::array({"default.a"}));
+  EXPECT_EQ(task["state"], "Running");
+  EXPECT_EQ(Post(Req("list"))["data"]["tasks"][0]["skipped_collections"], json::array({"default.a"}));
+  EXPECT_EQ(pipelines_.CountsFor(id).starts, 2) << "the running pipeline was restarted with the new scope";
+
+  ASSERT_EQ(Post(Req("pause", {{"task_id", id}}))["code"], 200);
+  EXPECT_EQ(Post(Req("skip", {{"task_id", id}, {"collection_name", "b"}}))["code"], 200);
+  task = Post(Req("get", {{"task_id", id}}))["data"]["task"];
+  EXPECT_EQ(task["state"], "Paused") << "the operator resumes it";
+  EXPECT_EQ(task["skipped_collections"], json::array({"default.a", "default.b"}));
+
+  const std::string out = metrics_.Render();
+  EXPECT_TRUE(Has(out, "milvus_cdc_request_total{request_type=\"skip\",request_status=\"total\"} 3")) << out;
+  EXPECT_TRUE(Has(out, "milvus_cdc_request_total{request_type=\"skip\",request_status=\"success\"} 3")) << out;
+}
+
+TEST_F(CdcServiceTest, SkipErrors) {
+  const std::string id = CreateTask("a");
+  const std::pair<json, std::string> cases[] = {
+      {Req("skip", {{"task_id", "nope"}, {"collection_name", "a"}}), "not found the task, task_id: nope"},
+      {Req("skip", {{"collection_name", "a"}}), "task_id is empty"},
+      {Req("skip", {{"task_id", id}}), "collection_name is empty: name the collection to skip"},
+      {Req("skip", {{"task_id", id}, {"collection_name", "*"}}),
+       "skip takes one collection: db_name and collection_name cannot be `*`"},
+      {Req("skip", {{"task_id", id}, {"collection_name", "b"}}),
+       "the collection default.b is not in the scope of the task, task_id: " + id},
+      {Req("skip", {{"task_id", id}, {"db_name", "db1"}, {"collection_name", "a"}}),
+       "the collection db1.a is not in the scope of the task, task_id: " + id},
+  };
+  for (const auto& [request, message] : cases) EXPECT_EQ(Post(request), Refused("skip", message)) << request.dump();
+  EXPECT_EQ(Post(Req("get", {{"task_id", id}}))["data"]["task"]["skipped_collections"], json::array());
+}
+
+// ---------------- failed change, missing users ----------------
+
+TEST_F(CdcServiceTest, GetShowsTheFailedChangeAndMissingUsersListDoesNot) {
+  const std::string id = CreateTask("a");
+  json task = Post(Req("get", {{"task_id", id}}))["data"]["task"];
+  EXPECT_FALSE(task.contains("failed_change")) << task.dump();
+  EXPECT_FALSE(task.contains("missing_users")) << "omitted when empty: " << task.dump();
+
+  PipelineProgress progress;
+  progress.missing_users = {"alice", "bob"};
+  pipelines_.SetProgress(progress);
+  task = Post(Req("get", {{"task_id", id}}))["data"]["task"];
+  EXPECT_EQ(task["missing_users"], json::array({"alice", "bob"}));
+  EXPECT_FALSE(Post(Req("list"))["data"]["tasks"][0].contains("missing_users"));
+  pipelines_.SetProgress({});
+
+  ASSERT_TRUE(pipelines_.ReportFailure(
+      id, "fail to handle the op message pack, err: no such field", -1,
+      FailedChange{"default", "a", "Insert", "by-dev-rootcoord-dml_0@1234", "no such field", 1795959280000}));
+  ASSERT_TRUE(cdc::testing::WaitFor(
+      [&] { return Post(Req("get", {{"task_id", id}}))["data"]["task"]["state"] == "Paused"; }));
+  task = Post(Req("get", {{"task_id", id}}))["data"]["task"];
+  EXPECT_EQ(task["failed_change"], json::parse(R"({"db": "default", "collection": "a", "operation": "Insert",
+      "position": "by-dev-rootcoord-dml_0@1234", "message": "no such field", "time": 1795959280000})"));
+  EXPECT_EQ(task["reason"], "fail to handle the op message pack, err: no such field");
+  EXPECT_FALSE(Post(Req("list"))["data"]["tasks"][0].contains("failed_change"));
+
+  ASSERT_EQ(Post(Req("resume", {{"task_id", id}}))["code"], 200);
+  EXPECT_FALSE(Post(Req("get", {{"task_id", id}}))["data"]["task"].contains("failed_change"));
 }
 
 }  // namespace

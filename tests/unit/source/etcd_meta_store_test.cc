@@ -150,6 +150,27 @@ TEST_F(EtcdMetaStoreTest, InvalidStoredRecordsAreErrors) {
   EXPECT_NE(got.status().message().find("cdc/task_info/t1"), std::string::npos) << got.status().message();
 }
 
+TEST_F(EtcdMetaStoreTest, ARecordWrittenBeforeFailedChangeExistedReadsAsNone) {
+  TaskRecord r = ContractRecord("t1", 1, TaskState::kPaused);
+  r.failed_change_json = R"({"db":"default"})";
+  ASSERT_TRUE(store_->PutTask(r).ok());
+  auto j = nlohmann::json::parse(Raw("cdc/task_info/t1"));
+  EXPECT_EQ(j["failed_change"], r.failed_change_json);
+  j.erase("failed_change");
+  ASSERT_TRUE(client_->Put("cdc/task_info/t1", j.dump()).ok());
+  auto got = store_->GetTask("t1");
+  ASSERT_TRUE(got.ok() && got->has_value()) << got.status().ToString();
+  EXPECT_EQ((*got)->failed_change_json, "");
+  EXPECT_EQ((*got)->reason, r.reason);
+
+  j["failed_change"] = 5;
+  ASSERT_TRUE(client_->Put("cdc/task_info/t1", j.dump()).ok());
+  auto bad = store_->GetTask("t1");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInternal);
+  EXPECT_NE(bad.status().message().find("failed_change is not a string"), std::string::npos) << bad.status().message();
+}
+
 TEST_F(EtcdMetaStoreTest, TaskIdsWithSlashesAreRefused) {
   EXPECT_EQ(store_->PutTask(ContractRecord("a/b", 1)).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(store_->PutPositions("a/b", {{1, "ch", "x"}}).code(), StatusCode::kInvalidArgument);

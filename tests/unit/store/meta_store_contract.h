@@ -43,6 +43,7 @@ inline void ExpectSameRecord(const TaskRecord& a, const TaskRecord& b) {
   EXPECT_EQ(a.spec_json, b.spec_json);
   EXPECT_EQ(a.secrets_json, b.secrets_json);
   EXPECT_EQ(a.create_time_ms, b.create_time_ms);
+  EXPECT_EQ(a.failed_change_json, b.failed_change_json);
 }
 
 inline std::vector<std::string> Ids(const std::vector<TaskRecord>& records) {
@@ -258,6 +259,29 @@ TYPED_TEST_P(MetaStoreContract, RootPathIsolatesTwoStoresOnOneBackend) {
   EXPECT_TRUE(pos_a->empty());
 }
 
+TYPED_TEST_P(MetaStoreContract, FailedChangeIsStoredReplacedClearedAndSurvivesReopen) {
+  const std::string change = R"({"db":"default","collection":"c","operation":"Insert","time":1})";
+  TaskRecord paused = ContractRecord("t1", 10, TaskState::kPaused);
+  paused.failed_change_json = change;
+  ASSERT_TRUE(this->store_->PutTask(paused).ok());
+  ASSERT_TRUE(this->store_->PutTask(ContractRecord("t2", 20)).ok());
+  this->Reopen();
+  auto all = this->store_->ListTasks();
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 2u);
+  ExpectSameRecord((*all)[0], paused);
+  EXPECT_EQ((*all)[1].failed_change_json, "") << "none by default";
+
+  TaskRecord resumed = paused;
+  resumed.state = TaskState::kRunning;
+  resumed.failed_change_json = "";
+  ASSERT_TRUE(this->store_->PutTask(resumed).ok());
+  auto got = this->store_->GetTask("t1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->failed_change_json, "") << "a put replaces the failed change, also with none";
+  EXPECT_EQ((*got)->state, TaskState::kRunning);
+}
+
 TYPED_TEST_P(MetaStoreContract, ConcurrentPutsKeepEveryRecord) {
   constexpr int kThreads = 4;
   constexpr int kPerThread = 25;
@@ -294,6 +318,7 @@ REGISTER_TYPED_TEST_SUITE_P(MetaStoreContract, PutThenGet, GetUnknownOrEmptyIdIs
                             ListIsOldestFirstThenById, DeleteRemovesTaskAndOnlyItsPositions,
                             DeleteUnknownIsNotFoundAndChangesNothing, PositionsReplacePerChannelAndKeepBinaryData,
                             EverythingSurvivesReopen, WrongKeyCannotReadCredentials,
-                            RootPathIsolatesTwoStoresOnOneBackend, ConcurrentPutsKeepEveryRecord);
+                            RootPathIsolatesTwoStoresOnOneBackend, FailedChangeIsStoredReplacedClearedAndSurvivesReopen,
+                            ConcurrentPutsKeepEveryRecord);
 
 }  // namespace cdc

@@ -145,6 +145,39 @@ TEST_F(SqliteMetaStoreTest, TwoConnectionsWritingTheSameFileConcurrently) {
   EXPECT_EQ(all->size(), 100u);
 }
 
+TEST(SqliteMetaStoreOpenTest, AFileWrittenBeforeFailedChangeExistedIsUpgraded) {
+  TempDir dir;
+  const std::string path = dir.File("old.db");
+  {
+    // The task_info table as earlier versions created it, with one task in it.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const char* sql =
+        "CREATE TABLE task_info (root TEXT NOT NULL, task_id TEXT NOT NULL, state INTEGER NOT NULL, "
+        "reason TEXT NOT NULL, spec TEXT NOT NULL, sealed_secrets TEXT NOT NULL, create_time_ms INTEGER NOT NULL, "
+        "PRIMARY KEY (root, task_id));"
+        "INSERT INTO task_info VALUES ('cdc', 'old', 2, 'paused long ago', '{}', '', 5);";
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+  }
+  for (int open = 0; open < 2; ++open) {  // the second open finds the column already there
+    auto store = SqliteMetaStore::Open(path, "cdc", ContractBox());
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto old = (*store)->GetTask("old");
+    ASSERT_TRUE(old.ok() && old->has_value()) << old.status().ToString();
+    EXPECT_EQ((*old)->reason, "paused long ago");
+    EXPECT_EQ((*old)->failed_change_json, open == 0 ? "" : R"({"db":"open0"})");
+    TaskRecord updated = **old;
+    updated.failed_change_json = R"({"db":"open)" + std::to_string(open) + R"("})";
+    ASSERT_TRUE((*store)->PutTask(updated).ok());
+    auto again = (*store)->GetTask("old");
+    ASSERT_TRUE(again.ok() && again->has_value());
+    EXPECT_EQ((*again)->failed_change_json, updated.failed_change_json);
+  }
+}
+
 TEST(SqliteMetaStoreOpenTest, UnopenablePathIsUnavailable) {
   TempDir dir;
   // The path is a directory.

@@ -306,7 +306,7 @@ TEST(MilvusApplierRetryTest, AnInsertThatTimedOutIsRetriedAsAnUpsertOfTheSameRow
   for (int64_t v : {1, 2, 3}) pk->mutable_scalars()->mutable_long_data()->add_data(v);
 
   server.service().set_mode(FakeMilvus::Mode::kApplyThenHangOnce);
-  ASSERT_TRUE(applier.Insert("db1", "c1", src, /*upsert=*/false).ok());
+  ASSERT_TRUE(applier.Insert("db1", "c1", src.partition_name(), src, /*upsert=*/false).ok());
 
   std::vector<FakeMilvus::Call> writes;
   for (auto& c : server.service().calls()) {

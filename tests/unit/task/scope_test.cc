@@ -196,5 +196,79 @@ TEST(CheckScopeTest, ServerSetExclusionsReplaceClientInput) {
   EXPECT_TRUE(s.exclude_collections.empty());
 }
 
+// ---------------- several collections per task ----------------
+
+TaskSpec InfosOf(const std::vector<std::string>& names, const std::string& uri = "http://t:19530") {
+  TaskSpec s;
+  s.milvus.uri = uri;
+  std::vector<CollectionInfo> list;
+  for (const auto& n : names) list.push_back({n, std::nullopt, false});
+  s.collection_infos = list;
+  return s;
+}
+
+TaskSpec DbsOf(const std::map<std::string, std::vector<std::string>>& dbs, const std::string& uri = "http://t:19530") {
+  TaskSpec s;
+  s.milvus.uri = uri;
+  std::map<std::string, std::vector<CollectionInfo>> out;
+  for (const auto& [db, names] : dbs) {
+    for (const auto& n : names) out[db].push_back({n, std::nullopt, false});
+  }
+  s.db_collections = out;
+  return s;
+}
+
+TEST(CheckScopeSeveralTest, EveryEntryIsCheckedAndEveryDuplicateNamed) {
+  std::vector<TaskSpec> existing;
+  ASSERT_TRUE(Add(&existing, InfosOf({"a", "b"})).ok());
+  EXPECT_EQ(Add(&existing, InfosOf({"c", "b"})).message(), Dup("default.b"));
+  EXPECT_EQ(Add(&existing, InfosOf({"b", "x", "a"})).message(), Dup("default.b default.a"));
+  EXPECT_EQ(Add(&existing, DbsOf({{"default", {"a"}}, {"db1", {"a"}}})).message(), Dup("default.a"));
+  EXPECT_TRUE(Add(&existing, InfosOf({"c", "d"})).ok());
+  EXPECT_TRUE(Add(&existing, DbsOf({{"db1", {"a", "b"}}, {"db2", {"*"}}})).ok());
+  EXPECT_EQ(Add(&existing, DbsOf({{"db2", {"x"}}, {"db1", {"c"}}})).message(), Dup("db2.x"));
+}
+
+TEST(CheckScopeSeveralTest, AWildcardExcludesEveryNameOfAnEarlierTask) {
+  std::vector<TaskSpec> existing;
+  ASSERT_TRUE(Add(&existing, InfosOf({"a", "b"})).ok());
+  ASSERT_TRUE(Add(&existing, DbsOf({{"db1", {"x", "y"}}})).ok());
+  TaskSpec star = DbsOf({{"default", {"*"}}, {"db1", {"*"}}});
+  ASSERT_TRUE(CheckScope(&star, existing).ok());
+  EXPECT_EQ(star.exclude_collections, (std::vector<std::string>{"db1.x", "db1.y", "default.a", "default.b"}));
+  existing.push_back(star);
+  // A name the wildcard task covers (and does not exclude) is now taken.
+  EXPECT_EQ(Add(&existing, InfosOf({"c"})).message(), Dup("default.c"));
+  EXPECT_EQ(Add(&existing, InfosOf({"a"})).message(), Dup("default.a")) << "still owned by the first task";
+}
+
+TEST(CheckScopeSeveralTest, AStarDatabaseGivesWayToTheTasksOwnListOfADatabase) {
+  // The existing task replicates only db1.a of db1 (db1 has its own list) and everything elsewhere.
+  std::vector<TaskSpec> existing;
+  ASSERT_TRUE(Add(&existing, DbsOf({{"db1", {"a"}}, {"*", {"*"}}})).ok());
+  EXPECT_TRUE(Add(&existing, DbsOf({{"db1", {"b"}}})).ok()) << "db1.b is not replicated by the first task";
+  EXPECT_EQ(Add(&existing, DbsOf({{"db1", {"a"}}})).message(), Dup("db1.a"));
+  EXPECT_EQ(Add(&existing, DbsOf({{"db2", {"c"}}})).message(), Dup("db2.c"));
+  EXPECT_EQ(Add(&existing, InfosOf({"c"})).message(), Dup("default.c"));
+}
+
+TEST(CheckScopeSeveralTest, NameMappingMustBeInsideOneOfTheEntries) {
+  const std::string kOut = "the collection name in the name mapping is not in the collection info, checkout it";
+  TaskSpec ok = DbsOf({{"db1", {"a", "b"}}, {"db2", {"*"}}});
+  ok.name_mapping = {NameMapping{"db1", "t1", {{"a", "a2"}, {"b", "b2"}}}, NameMapping{"db2", "t2", {}}};
+  EXPECT_TRUE(CheckScope(&ok, {}).ok());
+
+  TaskSpec outside = DbsOf({{"db1", {"a", "b"}}});
+  outside.name_mapping = {NameMapping{"db1", "t1", {{"a", "a2"}, {"c", "c2"}}}};
+  EXPECT_EQ(CheckScope(&outside, {}).message(), kOut);
+
+  // db1 has its own list, so the `*` entry does not bring db1.c into the scope.
+  TaskSpec shadowed = DbsOf({{"db1", {"a"}}, {"*", {"*"}}});
+  shadowed.name_mapping = {NameMapping{"db1", "t1", {{"c", "c2"}}}};
+  EXPECT_EQ(CheckScope(&shadowed, {}).message(), kOut);
+  shadowed.name_mapping = {NameMapping{"db9", "t9", {}}};
+  EXPECT_TRUE(CheckScope(&shadowed, {}).ok());
+}
+
 }  // namespace
 }  // namespace cdc

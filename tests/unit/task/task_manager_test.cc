@@ -13,6 +13,7 @@
 
 #include "store/checkpoint.h"
 #include "store/sqlite_meta_store.h"
+#include "task_manager_fixture.h"
 #include "task_test_fakes.h"
 #include "test_helpers.h"
 #include "util/log.h"
@@ -23,71 +24,23 @@ namespace {
 using cdc::testing::FakeChecker;
 using cdc::testing::FakeMetaStore;
 using cdc::testing::FakePipelineFactory;
+using cdc::testing::kToken;
+using cdc::testing::Spec;
+using cdc::testing::SpecOf;
+using cdc::testing::TaskManagerTest;
 using cdc::testing::TempDir;
+using cdc::testing::WithId;
 using cdc::testing::WaitFor;
 using json = nlohmann::json;
 
-constexpr char kToken[] = "root:TOKEN-in-memory-only";
-
-// The manager logs every transition; keep test output readable.
+// The manager logs every transition; keep test output readable (every test of this binary).
 class QuietLogs : public ::testing::Environment {
  public:
   void SetUp() override { SetLogLevel("off"); }
 };
 [[maybe_unused]] ::testing::Environment* const kQuietLogs = ::testing::AddGlobalTestEnvironment(new QuietLogs);
 
-TaskSpec Spec(const std::string& collection, const std::string& uri = "http://target:19530") {
-  json body = {{"milvus_connect_param", {{"uri", uri}, {"token", kToken}}},
-               {"collection_infos", {{{"name", collection}}}}};
-  auto spec = DecodeTaskSpec(body);
-  EXPECT_TRUE(spec.ok()) << spec.status().ToString();
-  return std::move(spec).value();
-}
-
-TaskSpec WithId(TaskSpec s, const std::string& id) {
-  s.task_id = id;
-  return s;
-}
-
 bool Contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-class TaskManagerTest : public ::testing::Test {
- protected:
-  void SetUp() override { MakeManager(); }
-  void TearDown() override { manager_.reset(); }
-
-  // (Re)creates the manager over the same store, as a server restart does.
-  void MakeManager(int max_task_num = 100) {
-    manager_.reset();
-    TaskManagerOptions options;
-    options.max_task_num = max_task_num;
-    options.limits.max_name_length = 256;
-    options.limits.replicate_chan = "by-dev-replicate-msg";
-    manager_ = std::make_unique<TaskManager>(options, store(), &pipelines_, checker_.AsChecker(), &metrics_);
-    Status st = manager_->Recover();
-    ASSERT_TRUE(st.ok()) << st.ToString();
-  }
-
-  virtual MetaStore* store() { return &fake_store_; }
-
-  std::string MustCreate(TaskSpec spec) {
-    auto id = manager_->Create(std::move(spec));
-    EXPECT_TRUE(id.ok()) << id.status().ToString();
-    return id.ok() ? *id : "";
-  }
-
-  TaskState StateOf(const std::string& id) {
-    auto view = manager_->Get(id);
-    EXPECT_TRUE(view.ok()) << view.status().ToString();
-    return view.ok() ? view->state : TaskState::kInitial;
-  }
-
-  Metrics metrics_;
-  FakeMetaStore fake_store_;
-  FakePipelineFactory pipelines_;
-  FakeChecker checker_;
-  std::unique_ptr<TaskManager> manager_;  // last: destroyed first
-};
 
 TEST(NewTaskIdTest, Is32LowercaseHexUuidV4) {
   static const std::regex kId("^[0-9a-f]{32}$");
@@ -171,6 +124,28 @@ TEST_F(TaskManagerTest, ClientTaskIdIsIdempotent) {
   EXPECT_EQ(manager_->Create(other_token).status().code(), StatusCode::kAlreadyExists);
 }
 
+TEST_F(TaskManagerTest, UserPasswordsAreSecretAndPartOfTheIdempotentComparison) {
+  auto with_passwords = [](std::map<std::string, std::string> passwords) {
+    TaskSpec s = WithId(Spec("c1"), "roles");
+    s.enable_user_role = true;
+    s.user_passwords = std::move(passwords);
+    return s;
+  };
+  MustCreate(with_passwords({{"alice", "PW-alice-1"}}));
+  auto stored = fake_store_.Find("roles");
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_FALSE(Contains(stored->spec_json, "PW-alice-1")) << stored->spec_json;
+  EXPECT_TRUE(Contains(stored->secrets_json, "PW-alice-1"));
+  EXPECT_EQ(pipelines_.SpecFor("roles").user_passwords.at("alice"), "PW-alice-1");
+
+  EXPECT_TRUE(manager_->Create(with_passwords({{"alice", "PW-alice-1"}})).ok());
+  EXPECT_EQ(manager_->Create(with_passwords({{"alice", "other"}})).status().code(), StatusCode::kAlreadyExists);
+  MakeManager();
+  EXPECT_EQ(pipelines_.SpecFor("roles").user_passwords.at("alice"), "PW-alice-1") << "restored from the store";
+  EXPECT_TRUE(manager_->Create(with_passwords({{"alice", "PW-alice-1"}})).ok());
+  EXPECT_EQ(manager_->Create(with_passwords({})).status().code(), StatusCode::kAlreadyExists);
+}
+
 TEST_F(TaskManagerTest, IdempotencySurvivesARestart) {
   MustCreate(WithId(Spec("c1"), "my-task"));
   MakeManager();
@@ -189,6 +164,22 @@ TEST_F(TaskManagerTest, OverlappingScopeOnOneTargetIsRejected) {
   // The same collection on another target is fine; the same target written differently is not.
   EXPECT_TRUE(manager_->Create(Spec("c1", "http://other:19530")).ok());
   EXPECT_FALSE(manager_->Create(Spec("c1", "https://TARGET:19530/")).ok());
+}
+
+TEST_F(TaskManagerTest, SeveralCollectionsInOneTaskReserveEachName) {
+  const std::string id = MustCreate(SpecOf(R"({"collection_infos": [{"name": "a"}, {"name": "b"}]})"));
+  EXPECT_EQ(manager_->Create(Spec("b")).status().message(),
+            "the collection name is duplicate with existing task, [default.b]");
+  EXPECT_TRUE(manager_->Create(Spec("c")).ok());
+  const std::string dbs = MustCreate(SpecOf(R"({"db_collections": {"db1": [{"name": "x"}, {"name": "y"}],
+                                                                     "db2": [{"name": "*"}]}})"));
+  EXPECT_EQ(manager_->Create(SpecOf(R"({"db_collections": {"db2": [{"name": "z"}]}})")).status().message(),
+            "the collection name is duplicate with existing task, [db2.z]");
+  MakeManager();  // the reservations come back with the tasks
+  EXPECT_EQ(manager_->Create(Spec("a")).status().message(),
+            "the collection name is duplicate with existing task, [default.a]");
+  EXPECT_EQ(manager_->Get(id)->spec.collection_infos->size(), 2u);
+  EXPECT_EQ(manager_->Get(dbs)->spec.db_collections->size(), 2u);
 }
 
 TEST_F(TaskManagerTest, WildcardTaskRecordsExclusions) {
@@ -481,6 +472,67 @@ TEST_F(TaskManagerTest, PipelineFailurePausesTheTaskWithItsReason) {
   // It can be resumed by hand.
   ASSERT_TRUE(manager_->Resume(id).ok());
   EXPECT_EQ(manager_->Get(id)->reason, "");
+}
+
+TEST_F(TaskManagerTest, TheFailedChangeIsKeptWithThePausedTaskAndClearedOnResume) {
+  const std::string id = MustCreate(Spec("c1"));
+  const FailedChange change{"default", "c1", "Insert", "by-dev-rootcoord-dml_0@1234", "target: field missing",
+                            1700000000123};
+  ASSERT_TRUE(pipelines_.ReportFailure(id, "fail to handle the op message pack, err: field missing", -1, change));
+  ASSERT_TRUE(WaitFor([&] { return StateOf(id) == TaskState::kPaused; }));
+  auto check = [&](const char* when) {
+    auto view = manager_->Get(id);
+    ASSERT_TRUE(view.ok()) << when;
+    ASSERT_TRUE(view->failed_change.has_value()) << when;
+    EXPECT_EQ(view->failed_change->db, "default") << when;
+    EXPECT_EQ(view->failed_change->collection, "c1") << when;
+    EXPECT_EQ(view->failed_change->operation, "Insert") << when;
+    EXPECT_EQ(view->failed_change->position, "by-dev-rootcoord-dml_0@1234") << when;
+    EXPECT_EQ(view->failed_change->message, "target: field missing") << when;
+    EXPECT_EQ(view->failed_change->time_ms, 1700000000123) << when;
+    EXPECT_EQ(view->reason, "fail to handle the op message pack, err: field missing") << when;
+  };
+  check("after the failure");
+  EXPECT_FALSE(fake_store_.Find(id)->failed_change_json.empty()) << "stored beside the reason";
+  EXPECT_TRUE(manager_->List().front().failed_change == std::nullopt) << "list does not carry it";
+
+  MakeManager();  // a restart keeps the task paused, and its failed change
+  EXPECT_EQ(StateOf(id), TaskState::kPaused);
+  check("after a restart");
+
+  ASSERT_TRUE(manager_->Resume(id).ok());
+  EXPECT_FALSE(manager_->Get(id)->failed_change.has_value());
+  EXPECT_EQ(fake_store_.Find(id)->failed_change_json, "");
+  // A later manual pause has no failed change to show.
+  ASSERT_TRUE(manager_->Pause(id).ok());
+  EXPECT_FALSE(manager_->Get(id)->failed_change.has_value());
+}
+
+TEST_F(TaskManagerTest, AFailureWithoutAChangeHasNoneAndAChangeWithoutATimeGetsOne) {
+  const std::string a = MustCreate(Spec("a"));
+  const std::string b = MustCreate(Spec("b"));
+  ASSERT_TRUE(pipelines_.ReportFailure(a, "fail to read the message, err: gone"));
+  ASSERT_TRUE(pipelines_.ReportFailure(b, "fail to handle the op message pack, err: x", -1,
+                                       FailedChange{"default", "b", "CreateIndex", "ch@1", "x", 0}));
+  ASSERT_TRUE(WaitFor([&] { return StateOf(a) == TaskState::kPaused && StateOf(b) == TaskState::kPaused; }));
+  EXPECT_FALSE(manager_->Get(a)->failed_change.has_value());
+  EXPECT_EQ(fake_store_.Find(a)->failed_change_json, "");
+  auto view = manager_->Get(b);
+  ASSERT_TRUE(view->failed_change.has_value());
+  EXPECT_GT(view->failed_change->time_ms, 0) << "the time the failure was handled";
+}
+
+TEST_F(TaskManagerTest, AnUnreadableStoredFailedChangeIsLeftOut) {
+  const std::string id = MustCreate(Spec("c1"));
+  ASSERT_TRUE(manager_->Pause(id).ok());
+  TaskRecord r = *fake_store_.Find(id);
+  r.failed_change_json = "{not json";
+  ASSERT_TRUE(fake_store_.PutTask(r).ok());
+  MakeManager();
+  auto view = manager_->Get(id);
+  ASSERT_TRUE(view.ok()) << view.status().ToString();
+  EXPECT_FALSE(view->failed_change.has_value());
+  EXPECT_EQ(view->state, TaskState::kPaused);
 }
 
 TEST_F(TaskManagerTest, StaleFailureReportsAreIgnored) {

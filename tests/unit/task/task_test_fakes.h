@@ -181,8 +181,10 @@ class FakePipelineFactory : public PipelineFactory {
   }
 
   // Reports a failure through the callback of the latest pipeline of `task_id`
-  // (index selects an older one: 0 is the first pipeline ever created for it).
-  bool ReportFailure(const std::string& task_id, const std::string& reason, int index = -1) {
+  // (index selects an older one: 0 is the first pipeline ever created for it), with the
+  // source change to blame when `change` is given.
+  bool ReportFailure(const std::string& task_id, const std::string& reason, int index = -1,
+                     const std::optional<FailedChange>& change = std::nullopt) {
     PipelineFailure cb;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -190,7 +192,7 @@ class FakePipelineFactory : public PipelineFactory {
       if (list.empty()) return false;
       cb = index < 0 ? list.back() : list.at(static_cast<size_t>(index));
     }
-    cb(task_id, reason, std::nullopt);
+    cb(task_id, reason, change);
     return true;
   }
 
