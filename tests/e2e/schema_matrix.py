@@ -53,6 +53,7 @@ class Case:
     consistency: str = "Bounded"
     num_partitions: int = 0            # > 0 only with a partition-key field
     properties: dict = dc_field(default_factory=dict)
+    altered: dict = dc_field(default_factory=dict)    # properties set by AlterCollection after creation
     partitions: tuple = ()             # user partitions; a quarter of the rows go to the first
     indexes: tuple = ()                # (field, index params, index name)
     before: bool = False
@@ -177,9 +178,10 @@ CASES = [
     _vector_index_case("IVF_SQ8", {"nlist": 16}, "L2", dynamic=True),
     _vector_index_case("IVF_PQ", {"nlist": 16, "m": 4, "nbits": 8}, "L2", dim=32),
     _vector_index_case("HNSW", {"M": 8, "efConstruction": 64}, "COSINE", shards=4, before=True,
-                       properties={"collection.ttl.seconds": "604800"}),
+                       properties={"collection.ttl.seconds": "604800"}, altered={"collection.ttl.seconds": "7200"}),
     _vector_index_case("SCANN", {"nlist": 16, "with_raw_data": True}, "L2", pk="varchar", consistency="Strong"),
-    _vector_index_case("AUTOINDEX", {}, "IP", dynamic=True, consistency="Eventually"),
+    _vector_index_case("AUTOINDEX", {}, "IP", dynamic=True, consistency="Eventually",
+                       altered={"collection.ttl.seconds": "3600"}),
     # the four partition-key combinations
     _partition_key_case("int64", "int64", 16, shards=4, consistency="Strong"),
     _partition_key_case("int64", "varchar", 8, dynamic=True),
@@ -494,6 +496,8 @@ def create(case, alias, name):
     coll = Collection(name, case.schema(), using=alias, **kw)
     for p in case.partitions:
         coll.create_partition(p)
+    if case.altered:
+        coll.set_properties(case.altered)
     for fld, params, index_name in case.indexes:
         coll.create_index(fld, params, index_name=index_name, timeout=120)
     coll.load(_async=True)

@@ -195,6 +195,21 @@ def test_replica_equals_source(matrix, name):
     assert not matrix.diffs[name], explain(matrix, name)
 
 
+def test_source_has_the_asked_shapes(matrix):
+    """The comparison means something only if SOURCE holds what each case asked for."""
+    wrong = {}
+    for case in sm.CASES:
+        meta = matrix.src[case.name].meta
+        got = (meta["shards_num"], meta["consistency_level"], meta["properties"], meta["enable_dynamic_field"],
+               [f["name"] for f in meta["fields"]], sorted(meta["indexes"]), len(matrix.src[case.name].rows))
+        asked = (case.shards, case.consistency, {**case.properties, **case.altered}, case.dynamic,
+                 [f.name for f in case.fields], sorted(ix[2] for ix in case.indexes),
+                 sm.ROWS - sm.DELETED + (0 if case.auto_id else 10))
+        if got != asked:
+            wrong[case.name] = (got, asked)
+    assert not wrong, wrong
+
+
 @pytest.mark.parametrize("name", [c.name for c in sm.CASES if c.auto_id])
 def test_auto_id_is_off_on_target(matrix, name):
     """The intended difference: TARGET's primary key takes the source's values, so auto_id is off."""
