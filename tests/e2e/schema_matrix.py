@@ -374,7 +374,7 @@ def count_star(case, coll):
 
 
 def partition_rows(alias, db, name, partitions):
-    """Row count per partition (GetPartitionStatistics: rows of flushed segments, deletes included)."""
+    """Row count per partition (GetPartitionStatistics: complete after a flush; deleted rows still count)."""
     stub, out = _stub(alias), {}
     for p in partitions:
         r = stub.GetPartitionStatistics(milvus_pb2.GetPartitionStatisticsRequest(
