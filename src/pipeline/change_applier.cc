@@ -493,7 +493,7 @@ Status ChangeApplier::ApplyAlias(const source::CatalogEvent& e) {
   const bool was_in = InScope(e.previous.get());
   if (e.kind == source::CatalogEvent::Kind::kDropAlias) {
     if (!now_in) return Status::Ok();  // the alias named a collection of another scope
-    RETURN_IF_ERROR(applier_->DropAlias(scope_->MapDb(e.collection->db_name), e.alias));
+    RETURN_IF_ERROR(applier_->DropAlias(TargetOf(*e.collection).first, e.alias));
     CountOp("DropAlias");
     return Status::Ok();
   }
@@ -503,7 +503,7 @@ Status ChangeApplier::ApplyAlias(const source::CatalogEvent& e) {
     RETURN_IF_ERROR(e.previous ? applier_->AlterAlias(db, name, e.alias) : applier_->CreateAlias(db, name, e.alias));
     CountOp(e.previous ? "AlterAlias" : "CreateAlias");
   } else if (was_in) {  // re-pointed at a collection outside the scope: not ours any more
-    RETURN_IF_ERROR(applier_->DropAlias(scope_->MapDb(e.previous->db_name), e.alias));
+    RETURN_IF_ERROR(applier_->DropAlias(TargetOf(*e.previous).first, e.alias));
     CountOp("DropAlias");
   }
   return Status::Ok();

@@ -58,8 +58,10 @@ void LogReader::Wake() {
 
 Status LogReader::Start() {
   follower_->SetNotify([this] { Wake(); });
-  // Every pchannel an in-scope collection uses; for collections that replay, from the
-  // earliest creation position among those sharing it.
+  // Every pchannel an in-scope collection uses. A channel without a stored checkpoint starts
+  // at the earliest of: the creation position of a collection that replays, or that was
+  // created after the task first started (its creation is past the channel's pin, or the
+  // channel was not pinned at all); the pin, for a collection that existed then. Else latest.
   std::map<std::string, std::optional<int64_t>> starts;
   bool any_replay = options_.from == LogReaderOptions::From::kEarliest;
   for (const auto& c : catalog_->Collections()) {
@@ -70,9 +72,15 @@ Status LogReader::Start() {
     for (const auto& pch : c->pchannels) {
       channel_collections_[pch].insert(c->id);
       auto& start = starts[pch];
-      if (!replays) continue;
       auto sp = c->start_positions.find(pch);
-      auto off = sp == c->start_positions.end() ? std::nullopt : KafkaOffset(sp->second);
+      std::optional<int64_t> off = sp == c->start_positions.end() ? std::nullopt : KafkaOffset(sp->second);
+      const auto pin = options_.pins.find(pch);
+      const bool pinned_task = !options_.pins.empty();
+      if (!replays && pinned_task && pin != options_.pins.end() && (!off || *off < pin->second)) {
+        off = pin->second;  // existed when the task started: from there
+      } else if (!replays && !pinned_task) {
+        continue;  // no pins (inspect, or a task stored before pins): latest
+      }
       if (off && (!start || *off < *start)) start = off;
     }
   }
@@ -127,7 +135,12 @@ Status LogReader::EnsureChannel(const std::string& pchannel, std::optional<int64
                             : start_offset ? "offset " + std::to_string(*start_offset)
                                            : std::string("latest"));
   std::lock_guard<std::mutex> lock(status_mu_);
-  if (ro.resume) applied_[pchannel] = *ro.resume;
+  if (ro.resume) {
+    applied_[pchannel] = *ro.resume;
+  } else if (start_offset) {
+    // Checkpoint the start right away: a restart before the first pack must not start at latest.
+    applied_[pchannel] = decode::Position{pchannel, *start_offset, 0};
+  }
   dml_[pchannel] = std::move(reader);
   return Status::Ok();
 }

@@ -11,6 +11,7 @@ import workload
 pytestmark = pytest.mark.bed
 
 TIMEOUT = 120
+USER_WITH_PASSWORD = unique_name("pwuser")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,8 @@ def cdc(tmp_path_factory, bed_env, source, target, admin, pre):
     reply = srv.post("create", {
         "milvus_connect_param": {"uri": bed_env["TARGET_MILVUS_URI"], "token": "root:Milvus", "connect_timeout": 10},
         "db_collections": {"*": [{"name": "*"}]},
-        "extra_info": {"enable_user_role": True}})
+        "extra_info": {"enable_user_role": True},
+        "user_passwords": {USER_WITH_PASSWORD: "Initial-pw-2"}})
     assert reply["code"] == 200, reply
     srv.task_id = reply["data"]["task_id"]
     wait_until(lambda: "replicating" in get(srv).get("reason", ""), 60, what="the task to start replicating")
@@ -258,14 +260,60 @@ def test_roles_and_grants_follow_the_source(cdc, admin):
                                    ("Global", "*", "default", "DescribeCollection")]
     # The user has no password the task knows: it is reported, not silently skipped.
     wait_until(lambda: user in get(cdc).get("missing_users", []), TIMEOUT, what="the missing user in get")
+    # A user whose initial password the task was given is created on TARGET, with its role.
+    utility.create_user(USER_WITH_PASSWORD, "Source-pw-9", using="src_admin")
+    role.add_user(USER_WITH_PASSWORD)
+    wait_until(lambda: USER_WITH_PASSWORD in utility.list_usernames(using="tgt_admin"), TIMEOUT,
+               what="the user created on TARGET")
+    wait_until(lambda: USER_WITH_PASSWORD in Role(role_name, using="tgt_admin").get_users(), TIMEOUT,
+               what="the user bound to the role on TARGET")
+    assert user in get(cdc)["missing_users"] and USER_WITH_PASSWORD not in get(cdc)["missing_users"]
+    reply = cdc.post("get", {"task_id": cdc.task_id})
+    assert "Initial-pw-2" not in str(reply) and "Initial-pw-2" not in cdc.log()  # never returned or logged
     role.revoke("Collection", coll, "Search")
     wait_until(lambda: grants("tgt_admin") == [("Global", "*", "default", "DescribeCollection")], TIMEOUT,
                what="the revoke on TARGET")
     role.remove_user(user)
+    role.remove_user(USER_WITH_PASSWORD)
     role.revoke("Global", "*", "DescribeCollection")
     role.drop()
     wait_until(lambda: role_name not in [r.role_name for r in utility.list_roles(False, using="tgt_admin").groups],
                TIMEOUT, what="the role dropped on TARGET")
     utility.delete_user(user, using="src_admin")
+    utility.delete_user(USER_WITH_PASSWORD, using="src_admin")
+    wait_until(lambda: USER_WITH_PASSWORD not in utility.list_usernames(using="tgt_admin"), TIMEOUT,
+               what="the user deleted on TARGET (deleted on SOURCE while the task ran)")
     assert_running(cdc)
     Collection(coll, using="source").drop()
+
+
+def test_ttl_expires_rows_alike(cdc):
+    """A TTL set at creation is on TARGET; rows older than it are dropped by compaction on both
+    sides alike. Compaction writes nothing to the log, so the test compacts both, as Milvus's
+    own schedule would; TARGET's rows carry its own insert times (close to SOURCE's)."""
+    import time
+    name = unique_name("ttl")
+    src = Collection(name, workload.schema(), using="source", shards_num=1,
+                     properties={"collection.ttl.seconds": "8"})
+    src.insert(workload.rows(list(range(20))))
+    wait_until(lambda: target_has(name), TIMEOUT, what=f"{name} on TARGET")
+    tgt = Collection(name, using="target")
+    assert tgt.describe()["properties"] == {"collection.ttl.seconds": "8"}
+    loaded(src)
+    loaded(tgt)
+    wait_until(lambda: len(workload.all_rows(tgt)) == 20, TIMEOUT, what="the first rows on TARGET")
+    time.sleep(10)  # the first rows outlive the TTL on both sides
+    src.insert(workload.rows(list(range(100, 105))))
+    wait_until(lambda: len(workload.all_rows(tgt)) == 25, TIMEOUT, what="the fresh rows on TARGET")
+    src.flush()  # replicated: TARGET flushes too
+    wait_until(lambda: tgt.num_entities == 25, TIMEOUT, what="TARGET flushed")
+    for c in (src, tgt):
+        c.compact()
+    for c in (src, tgt):
+        c.wait_for_compaction_completed(timeout=120)
+    fresh = list(range(100, 105))
+    wait_until(lambda: sorted(workload.all_rows(src)) == fresh, TIMEOUT, what="expired rows gone on SOURCE")
+    wait_until(lambda: sorted(workload.all_rows(tgt)) == fresh, TIMEOUT, what="expired rows gone on TARGET")
+    assert_running(cdc)
+    src.release()
+    src.drop()
