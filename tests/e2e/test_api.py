@@ -189,8 +189,10 @@ def test_task_limit(tmp_path, target_uri, bed_env):
     ({"milvus_connect_param": {"uri": "http://h:1"}, "buffer_config": {"size": -1},
       "collection_infos": [{"name": "*"}]}, "the cache size is less zero"),
     ({"milvus_connect_param": {"uri": "http://h:1"}}, "the collection info is empty"),
-    ({"milvus_connect_param": {"uri": "http://h:1"}, "collection_infos": [{"name": "a"}, {"name": "b"}]},
-     "the collection info should be only one"),
+    ({"milvus_connect_param": {"uri": "http://h:1"}, "collection_infos": [{"name": "a"}, {"name": "a"}]},
+     "there are duplicate collection names in the list of database default"),
+    ({"milvus_connect_param": {"uri": "http://h:1"}, "db_collections": {"d": [{"name": "*"}, {"name": "b"}]}},
+     "`*` already covers every collection, so these names are redundant"),
     ({"milvus_connect_param": {"uri": "http://h:1"}, "collection_infos": [{"name": "a"}],
       "db_collections": {"d": [{"name": "*"}]}}, "the collection info and db collection info should be only one"),
     ({"milvus_connect_param": {"uri": "http://h:1"}, "db_collections": {"d" * 300: [{"name": "*"}]}},
@@ -243,7 +245,7 @@ def test_request_level_errors(server):
         ("[1, 2]", "the body must be a JSON object"),
         ('{"request_type": 7}', "'request_type' expected type 'string', got 'int'"),
         ('{"request_type": "get", "request_data": []}', "'request_data' expected type 'object', got 'array'"),
-        ('{"request_type": "explode"}', "invalid 'request_type' param, can be set [create delete get list maintenance pause position resume]"),
+        ('{"request_type": "explode"}', "invalid 'request_type' param, can be set [create delete get list maintenance pause position resume skip]"),
         ('{"request_type": "get", "request_data": {"task_id": 5}}', "fail to decode the get request, error: 'task_id' expected type 'string'"),
     ]:
         status, text = server.raw("POST", "/cdc", body)
