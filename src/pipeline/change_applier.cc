@@ -242,8 +242,7 @@ Status ChangeApplier::CreateIndexFromMeta(const source::CollectionMeta& meta, co
   return applier_->CreateIndex(std::move(req));
 }
 
-Status ChangeApplier::Bootstrap(const std::map<int64_t, int32_t>& loaded) {
-  Status st = BootstrapInner(loaded);
+Status ChangeApplier::Failed(Status st) {
   if (!st.ok()) {
     std::lock_guard<std::mutex> lock(failed_mu_);
     failed_ = current_;
@@ -251,6 +250,10 @@ Status ChangeApplier::Bootstrap(const std::map<int64_t, int32_t>& loaded) {
     failed_->time_ms = NowMs();
   }
   return st;
+}
+
+Status ChangeApplier::Bootstrap(const std::map<int64_t, int32_t>& loaded) {
+  return Failed(BootstrapInner(loaded));
 }
 
 Status ChangeApplier::BootstrapInner(const std::map<int64_t, int32_t>& loaded) {
@@ -308,13 +311,7 @@ Status ChangeApplier::Apply(const source::SourceItem& item) {
       st = item.events.empty() ? Status::Ok() : ApplyReplicate(item.events.front().event);
       break;
   }
-  if (!st.ok()) {
-    std::lock_guard<std::mutex> lock(failed_mu_);
-    failed_ = current_;
-    failed_->message = st.message();
-    failed_->time_ms = NowMs();
-  }
-  return st;
+  return Failed(std::move(st));
 }
 
 bool ChangeApplier::ResumedPast(const std::string& channel, uint64_t ts) const {

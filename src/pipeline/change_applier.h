@@ -91,6 +91,8 @@ class ChangeApplier : public source::LogSink {
   bool InScope(const source::CollectionMeta* meta) const;
   // The target (db, name) of a source collection: where it was created, else its mapped name.
   std::pair<std::string, std::string> TargetOf(const source::CollectionMeta& meta) const;
+  // Records `st` (an error) as the failed change; returns it.
+  Status Failed(Status st);
   // Names the change being applied, for failed_change().
   void Track(const std::string& db, const std::string& collection, const std::string& op, const std::string& position);
   Status EnsureDatabase(const std::string& target_db);

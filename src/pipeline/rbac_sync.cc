@@ -52,12 +52,23 @@ Status RbacSync::ReadTarget() {
 }
 
 Status RbacSync::Start(const source::RbacState& source) {
-  RETURN_IF_ERROR(ReadTarget().WithContext("cannot read the target's roles, users and grants"));
-  source_users_ = source.users;
-  return Sync(source);
+  Status st = ReadTarget().WithContext("cannot read the target's roles, users and grants");
+  if (st.ok()) {
+    source_users_ = source.users;
+    st = Sync(source);
+  }
+  return ExplainMissingCredentials(st);
 }
 
-Status RbacSync::Sync(const source::RbacState& source) {
+Status ExplainMissingCredentials(const Status& st) {
+  if (st.ok() || st.message().find("fail to get authorization") == std::string::npos) return st;
+  return Status(st.code(), st.message() + " (replicating roles and grants needs the target's credentials: set "
+                                          "milvus_connect_param.token to an admin's user:password)");
+}
+
+Status RbacSync::Sync(const source::RbacState& source) { return ExplainMissingCredentials(SyncInner(source)); }
+
+Status RbacSync::SyncInner(const source::RbacState& source) {
   auto log = GetLogger("apply");
   // Removals.
   for (const auto& g : Minus(target_.grants, source.grants)) {
@@ -113,11 +124,11 @@ Status RbacSync::Sync(const source::RbacState& source) {
     target_.grants.insert(g);
   }
   source_users_ = source.users;
-  if (!missing.empty()) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!missing.empty() && missing != missing_) {
     log->warn("task {}: {} source user(s) missing on the target and no initial password given (user_passwords)",
               task_id_, missing.size());
   }
-  std::lock_guard<std::mutex> lock(mu_);
   missing_ = std::move(missing);
   return Status::Ok();
 }

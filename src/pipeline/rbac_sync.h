@@ -25,6 +25,9 @@
 
 namespace cdc::pipeline {
 
+// Adds to a target's "fail to get authorization" what to do about it (a task without a token).
+Status ExplainMissingCredentials(const Status& st);
+
 class RbacSync {
  public:
   RbacSync(std::string task_id, target::MilvusApplier* applier, std::map<std::string, std::string> passwords);
@@ -38,6 +41,7 @@ class RbacSync {
 
  private:
   Status ReadTarget();
+  Status SyncInner(const source::RbacState& source);
 
   const std::string task_id_;
   target::MilvusApplier* const applier_;

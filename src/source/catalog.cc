@@ -85,6 +85,16 @@ CatalogEvent MakeEvent(CatalogEvent::Kind kind) {
   return e;
 }
 
+// An event about one collection, its names filled from `c`.
+CatalogEvent CollectionEvent(CatalogEvent::Kind kind, std::shared_ptr<const CollectionMeta> c) {
+  CatalogEvent e = MakeEvent(kind);
+  e.db_name = c->db_name;
+  e.collection_id = c->id;
+  e.collection_name = c->name;
+  e.collection = std::move(c);
+  return e;
+}
+
 }  // namespace
 
 bool IsTombstone(std::string_view value) { return value == kTombstone; }
@@ -232,34 +242,20 @@ std::vector<CatalogEvent> Catalog::PutLocked(std::string_view key, std::string_v
         if (before->db_id != after->db_id || before->name != after->name) {
           former_names_[{before->db_name, before->name}] = k.collection_id;
           former_names_.erase({after->db_name, after->name});
-          CatalogEvent e = MakeEvent(CatalogEvent::Kind::kRenameCollection);
-          e.collection = after;
+          CatalogEvent e = CollectionEvent(CatalogEvent::Kind::kRenameCollection, after);
           e.previous = before;
-          e.db_name = after->db_name;
-          e.collection_id = k.collection_id;
-          e.collection_name = after->name;
           events.push_back(std::move(e));  // ts 0: before any data read after it
         }
         // Any rewrite may be an AlterCollection: Milvus 2.3 writes the properties one alter
         // late, so an alter can leave them unchanged here (the applier asks the source).
-        {
-          CatalogEvent e = MakeEvent(CatalogEvent::Kind::kAlterCollection);
-          e.collection = after;
-          e.previous = before;
-          e.db_name = after->db_name;
-          e.collection_id = k.collection_id;
-          e.collection_name = after->name;
-          events.push_back(std::move(e));
-        }
+        CatalogEvent e = CollectionEvent(CatalogEvent::Kind::kAlterCollection, after);
+        e.previous = before;
+        events.push_back(std::move(e));
       }
       if (!raw->announced) {
         raw->announced = true;
         if (emit) {
-          CatalogEvent e = MakeEvent(CatalogEvent::Kind::kCreateCollection);
-          e.collection = collections_[k.collection_id];
-          e.db_name = e.collection->db_name;
-          e.collection_id = k.collection_id;
-          e.collection_name = e.collection->name;
+          CatalogEvent e = CollectionEvent(CatalogEvent::Kind::kCreateCollection, collections_[k.collection_id]);
           e.ts = raw->info.create_time();
           events.push_back(std::move(e));
         }
@@ -280,11 +276,7 @@ std::vector<CatalogEvent> Catalog::PutLocked(std::string_view key, std::string_v
       if (raw->announced) {
         RebuildLocked(k.collection_id);
         if (emit && is_new) {
-          CatalogEvent e = MakeEvent(CatalogEvent::Kind::kCreatePartition);
-          e.collection = collections_[k.collection_id];
-          e.db_name = e.collection->db_name;
-          e.collection_id = k.collection_id;
-          e.collection_name = e.collection->name;
+          CatalogEvent e = CollectionEvent(CatalogEvent::Kind::kCreatePartition, collections_[k.collection_id]);
           e.partition_id = k.child_id;
           e.partition_name = info.partitionname();
           e.ts = info.partition_created_timestamp();
@@ -313,11 +305,7 @@ std::vector<CatalogEvent> Catalog::PutLocked(std::string_view key, std::string_v
       if (raw->announced) {
         RebuildLocked(k.collection_id);
         if (emit && is_new) {
-          CatalogEvent e = MakeEvent(CatalogEvent::Kind::kCreateIndex);
-          e.collection = collections_[k.collection_id];
-          e.db_name = e.collection->db_name;
-          e.collection_id = k.collection_id;
-          e.collection_name = e.collection->name;
+          CatalogEvent e = CollectionEvent(CatalogEvent::Kind::kCreateIndex, collections_[k.collection_id]);
           e.index_name = index.index_info().index_name();
           e.ts = index.create_time();
           events.push_back(std::move(e));
@@ -415,11 +403,7 @@ std::vector<CatalogEvent> Catalog::DeleteLocked(std::string_view key, bool emit)
         built = collections_.find(k.collection_id);
       }
       if (emit && it->second->announced && !it->second->dropped && built != collections_.end()) {
-        CatalogEvent e = MakeEvent(CatalogEvent::Kind::kDropCollection);
-        e.collection = built->second;
-        e.db_name = built->second->db_name;
-        e.collection_id = k.collection_id;
-        e.collection_name = built->second->name;
+        CatalogEvent e = CollectionEvent(CatalogEvent::Kind::kDropCollection, built->second);
         events.push_back(std::move(e));
       }
       it->second->dropped = true;
@@ -437,11 +421,7 @@ std::vector<CatalogEvent> Catalog::DeleteLocked(std::string_view key, bool emit)
       if (it->second->announced && !it->second->dropped) {
         RebuildLocked(k.collection_id);
         if (emit) {
-          CatalogEvent e = MakeEvent(CatalogEvent::Kind::kDropPartition);
-          e.collection = collections_[k.collection_id];
-          e.db_name = e.collection->db_name;
-          e.collection_id = k.collection_id;
-          e.collection_name = e.collection->name;
+          CatalogEvent e = CollectionEvent(CatalogEvent::Kind::kDropPartition, collections_[k.collection_id]);
           e.partition_id = k.child_id;
           e.partition_name = name;
           events.push_back(std::move(e));
@@ -464,11 +444,7 @@ std::vector<CatalogEvent> Catalog::DeleteLocked(std::string_view key, bool emit)
       if (it->second->announced && !it->second->dropped) {
         RebuildLocked(k.collection_id);
         if (emit) {
-          CatalogEvent e = MakeEvent(CatalogEvent::Kind::kDropIndex);
-          e.collection = collections_[k.collection_id];
-          e.db_name = e.collection->db_name;
-          e.collection_id = k.collection_id;
-          e.collection_name = e.collection->name;
+          CatalogEvent e = CollectionEvent(CatalogEvent::Kind::kDropIndex, collections_[k.collection_id]);
           e.index_name = name;
           events.push_back(std::move(e));
         }

@@ -15,6 +15,7 @@ namespace cdc::target {
 namespace milvuspb = milvus::proto::milvus;
 namespace schemapb = milvus::proto::schema;
 namespace commonpb = milvus::proto::common;
+using Stub = milvuspb::MilvusService::Stub;
 
 namespace {
 
@@ -184,28 +185,27 @@ Status MilvusApplier::DropDatabase(const std::string& db) {
   return st.ok() || IsMissing(st) ? Status::Ok() : st;
 }
 
+template <typename Req, typename Resp>
+Status MilvusApplier::Read(const std::string& what, const std::string& db, const Req& req, ReadCall<Req, Resp> call,
+                          Resp* resp) {
+  const std::string rpc = what.substr(0, what.find(' '));
+  return WithRetry(what, [&] {
+    CallContext ctx(client_, db);
+    grpc::Status st = (client_->stub()->*call)(ctx.get(), req, resp);  // before reading resp->status()
+    return client_->CheckCall(st, resp->status(), rpc);
+  });
+}
+
 StatusOr<std::vector<std::string>> MilvusApplier::ListDatabases() {
   milvuspb::ListDatabasesResponse resp;
-  Status st = WithRetry("ListDatabases", [&] {
-    milvuspb::ListDatabasesRequest req;
-    CallContext ctx(client_);
-    grpc::Status call = client_->stub()->ListDatabases(ctx.get(), req, &resp);  // before reading resp.status()
-    return client_->CheckCall(call, resp.status(), "ListDatabases");
-  });
+  Status st = Read("ListDatabases", "", milvuspb::ListDatabasesRequest(), &Stub::ListDatabases, &resp);
   if (!st.ok()) return st;
   return std::vector<std::string>(resp.db_names().begin(), resp.db_names().end());
 }
 
 StatusOr<bool> MilvusApplier::HasCollection(const std::string& db, const std::string& name) {
-  milvuspb::DescribeCollectionResponse resp;
-  Status st = WithRetry("DescribeCollection " + db + "." + name, [&] {
-    milvuspb::DescribeCollectionRequest req;
-    req.set_db_name(db);
-    req.set_collection_name(name);
-    CallContext ctx(client_, db);
-    grpc::Status call = client_->stub()->DescribeCollection(ctx.get(), req, &resp);  // before reading resp.status()
-    return client_->CheckCall(call, resp.status(), "DescribeCollection");
-  });
+  auto described = DescribeCollection(db, name);
+  const Status& st = described.status();
   if (st.ok()) return true;
   if (IsMissing(st)) return false;
   return st;
@@ -220,17 +220,10 @@ Status MilvusApplier::CreateCollection(const CollectionSpec& spec) {
     f.clear_fieldid();
   }
 
-  milvuspb::DescribeCollectionResponse existing;
-  Status described = WithRetry("DescribeCollection " + full, [&] {
-    milvuspb::DescribeCollectionRequest req;
-    req.set_db_name(spec.db_name);
-    req.set_collection_name(spec.name);
-    CallContext ctx(client_, spec.db_name);
-    grpc::Status call = client_->stub()->DescribeCollection(ctx.get(), req, &existing);  // before reading existing.status()
-    return client_->CheckCall(call, existing.status(), "DescribeCollection");
-  });
+  auto existing = DescribeCollection(spec.db_name, spec.name);
+  const Status& described = existing.status();
   if (described.ok()) {
-    std::string diff = SchemaDifference(spec.schema, existing.schema());
+    std::string diff = SchemaDifference(spec.schema, existing->schema());
     if (!diff.empty()) {
       return FailedPrecondition("target collection " + full + " exists with a different schema: " + diff);
     }
@@ -451,7 +444,6 @@ Status MilvusApplier::Forward(const char* name, Req req, StubCall<Req> call, boo
   return st.ok() || (tolerate_missing && IsMissing(st)) ? Status::Ok() : st;
 }
 
-using Stub = milvuspb::MilvusService::Stub;
 Status MilvusApplier::CreateIndex(milvuspb::CreateIndexRequest req) {
   return Forward("CreateIndex", std::move(req), &Stub::CreateIndex, false);
 }
@@ -562,16 +554,11 @@ Status MilvusApplier::AlterCollection(const std::string& db, const std::string& 
 
 StatusOr<milvuspb::DescribeCollectionResponse> MilvusApplier::DescribeCollection(const std::string& db,
                                                                                 const std::string& name) {
+  milvuspb::DescribeCollectionRequest req;
+  req.set_db_name(db);
+  req.set_collection_name(name);
   milvuspb::DescribeCollectionResponse resp;
-  Status st = WithRetry("DescribeCollection " + db + "." + name, [&] {
-    milvuspb::DescribeCollectionRequest req;
-    req.set_db_name(db);
-    req.set_collection_name(name);
-    CallContext ctx(client_, db);
-    grpc::Status call = client_->stub()->DescribeCollection(ctx.get(), req, &resp);  // before reading resp.status()
-    return client_->CheckCall(call, resp.status(), "DescribeCollection");
-  });
-  if (!st.ok()) return st;
+  RETURN_IF_ERROR(Read("DescribeCollection " + db + "." + name, db, req, &Stub::DescribeCollection, &resp));
   return resp;
 }
 
@@ -633,26 +620,15 @@ Status MilvusApplier::DeleteCredential(const std::string& user) {
 
 StatusOr<std::vector<std::string>> MilvusApplier::ListUsers() {
   milvuspb::ListCredUsersResponse resp;
-  Status st = WithRetry("ListCredUsers", [&] {
-    milvuspb::ListCredUsersRequest req;
-    CallContext ctx(client_);
-    grpc::Status call = client_->stub()->ListCredUsers(ctx.get(), req, &resp);  // before reading resp.status()
-    return client_->CheckCall(call, resp.status(), "ListCredUsers");
-  });
-  if (!st.ok()) return st;
+  RETURN_IF_ERROR(Read("ListCredUsers", "", milvuspb::ListCredUsersRequest(), &Stub::ListCredUsers, &resp));
   return std::vector<std::string>(resp.usernames().begin(), resp.usernames().end());
 }
 
 StatusOr<std::map<std::string, std::vector<std::string>>> MilvusApplier::SelectRoles() {
+  milvuspb::SelectRoleRequest req;
+  req.set_include_user_info(true);
   milvuspb::SelectRoleResponse resp;
-  Status st = WithRetry("SelectRole", [&] {
-    milvuspb::SelectRoleRequest req;
-    req.set_include_user_info(true);
-    CallContext ctx(client_);
-    grpc::Status call = client_->stub()->SelectRole(ctx.get(), req, &resp);  // before reading resp.status()
-    return client_->CheckCall(call, resp.status(), "SelectRole");
-  });
-  if (!st.ok()) return st;
+  RETURN_IF_ERROR(Read("SelectRole", "", req, &Stub::SelectRole, &resp));
   std::map<std::string, std::vector<std::string>> out;
   for (const auto& r : resp.results()) {
     auto& users = out[r.role().name()];
@@ -662,16 +638,11 @@ StatusOr<std::map<std::string, std::vector<std::string>>> MilvusApplier::SelectR
 }
 
 StatusOr<std::vector<RbacGrant>> MilvusApplier::SelectGrants(const std::string& role, const std::string& db) {
+  milvuspb::SelectGrantRequest req;
+  req.mutable_entity()->mutable_role()->set_name(role);
+  req.mutable_entity()->set_db_name(db);
   milvuspb::SelectGrantResponse resp;
-  Status st = WithRetry("SelectGrant " + role, [&] {
-    milvuspb::SelectGrantRequest req;
-    req.mutable_entity()->mutable_role()->set_name(role);
-    req.mutable_entity()->set_db_name(db);
-    CallContext ctx(client_, db);
-    grpc::Status call = client_->stub()->SelectGrant(ctx.get(), req, &resp);  // before reading resp.status()
-    return client_->CheckCall(call, resp.status(), "SelectGrant");
-  });
-  if (!st.ok()) return st;
+  RETURN_IF_ERROR(Read("SelectGrant " + role, db, req, &Stub::SelectGrant, &resp));
   std::vector<RbacGrant> out;
   for (const auto& e : resp.entities()) {
     out.push_back(RbacGrant{e.role().name(), e.object().name(), e.object_name(), e.db_name().empty() ? db : e.db_name(),

@@ -136,6 +136,11 @@ class MilvusApplier {
   // One call answered by a common.Status, with retry; `what` names it in messages.
   template <typename Req>
   Status Call(const std::string& what, const std::string& db, const Req& req, StubCall<Req> call);
+  // One call whose response carries a status, with retry; `resp` holds the last answer.
+  template <typename Req, typename Resp>
+  using ReadCall = grpc::Status (milvus::proto::milvus::MilvusService::Stub::*)(grpc::ClientContext*, const Req&, Resp*);
+  template <typename Req, typename Resp>
+  Status Read(const std::string& what, const std::string& db, const Req& req, ReadCall<Req, Resp> call, Resp* resp);
 
   MilvusClient* const client_;
   const RetryPolicy retry_;
