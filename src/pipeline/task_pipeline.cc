@@ -57,7 +57,10 @@ class TaskPipeline : public Pipeline {
     std::unique_lock<std::mutex> lock(mu_);
     stop_ = true;
     cv_.notify_all();
-    if (!cv_.wait_for(lock, kStopGrace, [this] { return finished_; }) && client_) client_->Cancel();
+    if (!cv_.wait_for(lock, kStopGrace, [this] { return finished_; })) {
+      if (client_) client_->Cancel();
+      if (source_client_) source_client_->Cancel();
+    }
     lock.unlock();
     if (thread_.joinable()) thread_.join();
   }
@@ -169,6 +172,7 @@ class TaskPipeline : public Pipeline {
       std::lock_guard<std::mutex> lock(mu_);
       finished_ = true;
       client_ = nullptr;
+      source_client_ = nullptr;
     }
     cv_.notify_all();
     if (!st.ok() && !stop_) {
@@ -206,6 +210,17 @@ class TaskPipeline : public Pipeline {
     params.client_key_path = m.dial_config.client_key_path;
     params.connect_timeout_s = m.connect_timeout > 0 ? m.connect_timeout : 5;
     std::unique_ptr<target::MilvusClient> client;
+    std::unique_ptr<target::MilvusClient> source_client;
+    // Stop may cancel the clients' calls while they are published; unpublish them on every
+    // way out, before they are destroyed (declared after them, so it runs first).
+    struct Unpublish {
+      TaskPipeline* p;
+      ~Unpublish() {
+        std::lock_guard<std::mutex> lock(p->mu_);
+        p->client_ = nullptr;
+        p->source_client_ = nullptr;
+      }
+    } unpublish{this};
     st = Retry("the target Milvus", [&]() -> Status {
       auto c = target::MilvusClient::Connect(params);
       if (!c.ok()) return c.status();
@@ -219,7 +234,6 @@ class TaskPipeline : public Pipeline {
       client_ = client.get();  // Stop may cancel its calls from now on
     }
     // 2b. The source's own API, when configured (collection properties; see SourceReader).
-    std::unique_ptr<target::MilvusClient> source_client;
     if (!cfg.source.milvus.uri.empty()) {
       target::ConnectParams sp;
       sp.uri = cfg.source.milvus.uri;
@@ -227,6 +241,7 @@ class TaskPipeline : public Pipeline {
       sp.server_pem_path = cfg.source.milvus.ca_pem_path;
       sp.server_name = cfg.source.milvus.server_name;
       sp.connect_timeout_s = cfg.source.milvus.connect_timeout_s;
+      sp.call_timeout_s = 10;
       st = Retry("the source Milvus", [&]() -> Status {
         auto c = target::MilvusClient::Connect(sp);
         if (!c.ok()) return c.status();
@@ -234,6 +249,9 @@ class TaskPipeline : public Pipeline {
         return Status::Ok();
       });
       if (!st.ok()) return st.WithContext("fail to connect the source milvus server");
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return Status::Ok();
+      source_client_ = source_client.get();
     }
     target::MilvusApplier applier(client.get(), retry_, &stop_);
     applier.set_on_retry([this](const Status& e) { SetError(e.message()); });
@@ -321,8 +339,6 @@ class TaskPipeline : public Pipeline {
     reader.Stop();
     Checkpoint(reader);
     follower.Stop();
-    std::lock_guard<std::mutex> lock(mu_);
-    client_ = nullptr;  // `client` goes out of scope with this frame
     return result;
   }
 
@@ -434,12 +450,14 @@ class TaskPipeline : public Pipeline {
   std::chrono::seconds outage_budget_{0};
 
   std::thread thread_;
-  mutable std::mutex mu_;  // guards note_, last_error*, finished_, client_, reader_, sink_, missing_users_,
+  mutable std::mutex mu_;  // guards note_, last_error*, finished_, client_, source_client_, reader_, sink_,
+                           // missing_users_,
                            // failed_change_; with cv_, the stop waits
   std::condition_variable cv_;
   std::atomic<bool> stop_{false};
   bool finished_ = false;                    // the thread is done with the target
   target::MilvusClient* client_ = nullptr;   // while the thread uses it
+  target::MilvusClient* source_client_ = nullptr;  // likewise (sourceConfig.milvus)
   source::LogReader* reader_ = nullptr;    // while reading (its status calls are thread-safe)
   ChangeApplier* sink_ = nullptr;          // while applying (its status calls are thread-safe)
   std::vector<std::string> missing_users_;  // the last sink's, once it is gone
