@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "store/meta_store.h"
 #include "task/task_spec.h"
 #include "util/status.h"
@@ -26,6 +28,17 @@ struct ChannelProgress {
   int64_t lag_ms = -1;     // now minus the applied time; -1 when unknown (see FillLag)
 };
 
+// One collection's backfill (copy of the rows it held when it entered the task), for get.
+struct BackfillProgress {
+  std::string db;
+  std::string name;
+  std::string state;           // pending, copying, done, failed
+  std::string reason;          // why it failed
+  int64_t rows_copied = 0;
+  int64_t rows_estimated = -1;  // count(*) when the copy started; -1 unknown
+  double rows_per_s = 0;        // over the last few seconds while copying
+};
+
 struct PipelineProgress {
   std::vector<ChannelProgress> channels;  // empty until the pipeline reads the log
   std::string last_error;                 // the last failure retried or reported
@@ -33,6 +46,14 @@ struct PipelineProgress {
   // Source users (extra_info.enable_user_role) that do not exist on the target and could not
   // be created because no initial password was given for them (user_passwords).
   std::vector<std::string> missing_users;
+  std::vector<BackfillProgress> backfill;
+};
+
+// A verify run: options in, report out (JSON as `verify` answers and get shows it).
+struct VerifyOptions {
+  std::vector<std::pair<std::string, std::string>> collections;  // (db, name); empty: the task's scope
+  std::string level = "keys";                                     // count, keys, rows
+  bool repair = false;
 };
 
 // The source change a task could not apply: what paused it, shown by get until a resume.
@@ -67,6 +88,18 @@ class Pipeline {
   virtual std::string Note() const = 0;
   // Live per-channel progress and the last error (empty before reading starts).
   virtual PipelineProgress Progress() const { return {}; }
+  // (Re)copies the rows of these source collections (db, name) while streaming.
+  virtual Status RequestBackfill(const std::vector<std::pair<std::string, std::string>>& collections) {
+    (void)collections;
+    return Unimplemented("backfill is not supported by this pipeline");
+  }
+  // Starts a verify run (one at a time per task); its report is VerifyReport().
+  virtual Status StartVerify(const VerifyOptions& options) {
+    (void)options;
+    return Unimplemented("verify is not supported by this pipeline");
+  }
+  // The current or last verify run as JSON (null when none ran).
+  virtual nlohmann::json VerifyReport() const { return nullptr; }
 };
 
 // Called from a pipeline thread when the pipeline gives up; the task is paused with `reason`.

@@ -83,6 +83,9 @@ struct TaskSpec {
   // Initial passwords of source users to create on the target when they are missing there
   // (with enable_user_role). Secret: stored sealed with the credentials, never returned or logged.
   std::map<std::string, std::string> user_passwords;
+  // Copy the rows each in-scope collection holds when the task starts (and when one enters
+  // the scope later), while streaming. Default false: the official behaviour.
+  bool backfill = false;
   // "db.collection" names the operator chose to leave behind (request `skip`); out of scope.
   std::vector<std::string> skip_collections;
 

@@ -1,0 +1,128 @@
+#include "target/collection_reader.h"
+
+#include <limits>
+
+#include <nlohmann/json.hpp>
+
+#include "milvus.pb.h"
+
+namespace cdc::target {
+
+namespace milvuspb = milvus::proto::milvus;
+namespace commonpb = milvus::proto::common;
+namespace schemapb = milvus::proto::schema;
+
+std::string PkLiteral(const PkValue& pk) {
+  if (const auto* i = std::get_if<int64_t>(&pk)) return std::to_string(*i);
+  return nlohmann::json(std::get<std::string>(pk)).dump();  // quotes, backslashes and controls escaped
+}
+
+std::string PkText(const PkValue& pk) {
+  if (const auto* i = std::get_if<int64_t>(&pk)) return std::to_string(*i);
+  return std::get<std::string>(pk);
+}
+
+int PkColumn(const Page& page, const std::string& pk_field) {
+  for (size_t i = 0; i < page.fields.size(); ++i) {
+    if (page.fields[i].field_name() == pk_field) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+CollectionReader::CollectionReader(MilvusClient* client, std::string db, std::string collection,
+                                   std::string pk_field, bool varchar_pk)
+    : client_(client),
+      db_(std::move(db)),
+      collection_(std::move(collection)),
+      pk_field_(std::move(pk_field)),
+      varchar_pk_(varchar_pk) {}
+
+std::string CollectionReader::RangeExpr(const std::optional<PkValue>& after, const std::optional<PkValue>& upto) const {
+  std::string expr;
+  if (after) expr = pk_field_ + " > " + PkLiteral(*after);
+  if (upto) expr += (expr.empty() ? "" : " and ") + pk_field_ + " <= " + PkLiteral(*upto);
+  if (expr.empty()) expr = varchar_pk_ ? pk_field_ + " >= \"\"" : "";  // every row
+  return expr;
+}
+
+StatusOr<Page> CollectionReader::Query(const std::string& expr, int64_t limit, const ReadOptions& options) const {
+  milvuspb::QueryRequest req;
+  req.set_db_name(db_);
+  req.set_collection_name(collection_);
+  req.set_expr(expr);
+  for (const auto& f : options.output_fields) req.add_output_fields(f);
+  for (const auto& p : options.partitions) req.add_partition_names(p);
+  if (limit > 0) {
+    auto* kv = req.add_query_params();
+    kv->set_key("limit");
+    kv->set_value(std::to_string(limit));
+  }
+  if (options.guarantee_ts > 0) {
+    req.set_guarantee_timestamp(options.guarantee_ts);
+    req.set_consistency_level(commonpb::Customized);
+  } else {
+    req.set_consistency_level(commonpb::Strong);
+  }
+  req.set_use_default_consistency(false);
+  milvuspb::QueryResults resp;
+  CallContext ctx(client_, db_);
+  grpc::Status call = client_->stub()->Query(ctx.get(), req, &resp);  // before reading resp.status()
+  RETURN_IF_ERROR(client_->CheckCall(call, resp.status(), "Query").WithContext(db_ + "." + collection_));
+  Page page;
+  page.fields.assign(std::make_move_iterator(resp.mutable_fields_data()->begin()),
+                     std::make_move_iterator(resp.mutable_fields_data()->end()));
+  for (const auto& f : page.fields) page.bytes += f.ByteSizeLong();
+  const int pk = PkColumn(page, pk_field_);
+  if (pk >= 0 && page.fields[pk].has_scalars()) {
+    const auto& s = page.fields[pk].scalars();
+    for (int64_t k : s.long_data().data()) page.keys.emplace_back(k);
+    for (const auto& k : s.string_data().data()) page.keys.emplace_back(k);
+  }
+  return page;
+}
+
+StatusOr<Page> CollectionReader::ReadRange(const std::optional<PkValue>& after, const std::optional<PkValue>& upto,
+                                           int64_t limit, const ReadOptions& options) const {
+  return Query(RangeExpr(after, upto), std::min(limit, kMaxPageRows), options);
+}
+
+StatusOr<Page> CollectionReader::ReadKeys(const std::vector<PkValue>& keys, const ReadOptions& options) const {
+  if (keys.empty()) return Page{};
+  std::string expr = pk_field_ + " in [";
+  for (size_t i = 0; i < keys.size(); ++i) expr += (i ? "," : "") + PkLiteral(keys[i]);
+  expr += "]";
+  return Query(expr, static_cast<int64_t>(std::min<size_t>(keys.size(), kMaxPageRows)), options);
+}
+
+StatusOr<int64_t> CollectionReader::Count(const std::optional<PkValue>& after, const std::optional<PkValue>& upto,
+                                          const ReadOptions& options) const {
+  ReadOptions o = options;
+  o.output_fields = {"count(*)"};
+  ASSIGN_OR_RETURN(Page page, Query(RangeExpr(after, upto), 0, o));
+  if (page.fields.empty() || !page.fields[0].has_scalars() || page.fields[0].scalars().long_data().data_size() == 0) {
+    return Internal("Query count(*) of " + db_ + "." + collection_ + " returned no count");
+  }
+  return page.fields[0].scalars().long_data().data(0);
+}
+
+StatusOr<std::optional<int64_t>> CollectionReader::MaxIntKey(const ReadOptions& options) const {
+  ReadOptions o = options;
+  o.output_fields = {pk_field_};
+  ASSIGN_OR_RETURN(Page first, ReadRange(std::nullopt, std::nullopt, 1, o));
+  if (first.keys.empty()) return std::optional<int64_t>();
+  int64_t lo = std::get<int64_t>(first.keys[0]);  // a key that exists
+  int64_t hi = std::numeric_limits<int64_t>::max();
+  while (lo < hi) {  // invariant: a key >= lo exists, none > hi
+    const uint64_t span = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);  // no signed overflow
+    const int64_t mid = static_cast<int64_t>(static_cast<uint64_t>(lo) + span / 2 + span % 2);  // rounds up
+    ASSIGN_OR_RETURN(Page probe, ReadRange(PkValue(mid - 1), std::nullopt, 1, o));
+    if (probe.keys.empty()) {
+      hi = mid - 1;
+    } else {
+      lo = mid;
+    }
+  }
+  return std::optional<int64_t>(lo);
+}
+
+}  // namespace cdc::target
