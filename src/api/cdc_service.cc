@@ -15,7 +15,8 @@ using json = nlohmann::json;
 
 namespace {
 
-const char* kTypes[] = {"create", "delete", "get", "list", "maintenance", "pause", "position", "resume", "skip"};
+const char* kTypes[] = {"backfill", "create", "delete", "get", "list", "maintenance", "pause", "position", "resume",
+                        "skip"};
 
 bool IsClientError(const Status& st) {
   switch (st.code()) {
@@ -94,6 +95,21 @@ json PositionEntry(const ChannelPosition& p) {
 }
 
 // One entry per source channel: its checkpoint (offset, hybrid ts, physical ms), lag and error.
+json BackfillObject(const std::vector<BackfillProgress>& list) {
+  json out = json::array();
+  for (const auto& b : list) {
+    json o = {{"db", b.db},
+              {"name", b.name},
+              {"state", b.state},
+              {"rows_copied", b.rows_copied},
+              {"rows_estimated", b.rows_estimated},
+              {"rows_per_s", static_cast<int64_t>(b.rows_per_s)}};
+    if (!b.reason.empty()) o["reason"] = b.reason;
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 json ProgressObject(const PipelineProgress& p) {
   json list = json::array();
   for (const auto& c : p.channels) {
@@ -218,7 +234,29 @@ CdcReply CdcService::HandleType(const std::string& type, const json& data) {
     }
     if (view->failed_change) task["failed_change"] = FailedChangeObject(*view->failed_change);
     if (!view->progress.missing_users.empty()) task["missing_users"] = view->progress.missing_users;
+    if (!view->progress.backfill.empty()) task["backfill_progress"] = BackfillObject(view->progress.backfill);
     return Ok({{"task", task}, {"Task", task}});
+  }
+  if (type == "backfill") {
+    std::vector<std::pair<std::string, std::string>> collections;
+    if (const json* list = d.Array(data, "collections", "collections")) {
+      for (size_t i = 0; i < list->size(); ++i) {
+        const std::string path = "collections[" + std::to_string(i) + "]";
+        if (!(*list)[i].is_object()) {
+          d.AddError(path, "object", (*list)[i]);
+          continue;
+        }
+        std::string db = "default";
+        std::string name;
+        d.String((*list)[i], "db", path + ".db", &db);
+        d.String((*list)[i], "name", path + ".name", &name);
+        if (name.empty() && d.ok()) return Fail(400, path + ".name is empty: name the collection to copy");
+        collections.emplace_back(db.empty() ? "default" : db, name);
+      }
+    }
+    if (!d.ok()) return decode_error();
+    Status st = tasks_->Backfill(task_id, collections);
+    return st.ok() ? Ok() : HandlerError(type, st);
   }
   if (type == "skip") {
     std::string db;

@@ -119,7 +119,7 @@ class YamlFields {
       // An empty section of ours (e.g. `retry:` with every child commented out) is fine.
       static const char* kSections[] = {"metastoreconfig", "metastoreconfig.etcd", "sourceconfig",
                                         "sourceconfig.etcd", "sourceconfig.kafka", "sourceconfig.milvus",
-                                        "retry"};
+                                        "retry", "backfill"};
       if (leaf.node.IsNull() &&
           std::any_of(std::begin(kSections), std::end(kSections), [&](const char* s) { return key == s; })) {
         continue;
@@ -262,6 +262,9 @@ Status Config::Validate() const {
   RETURN_IF_ERROR(ValidateEtcd("metaStoreConfig.etcd", meta_store.etcd));
   RETURN_IF_ERROR(ValidateEtcd("sourceConfig.etcd", source.etcd));
   if (source.channel_num < 0) return InvalidArgument("config key 'sourceConfig.channelNum' must be >= 0");
+  if (backfill.max_chunk_bytes < 4096) {
+    return InvalidArgument("config key 'backfill.maxChunkBytes' must be at least 4096");
+  }
   if (!source.milvus.uri.empty() && source.milvus.uri.rfind("http://", 0) != 0 &&
       source.milvus.uri.rfind("https://", 0) != 0) {
     return InvalidArgument("config key 'sourceConfig.milvus.uri' must start with http:// or https://, got '" +
@@ -328,6 +331,7 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, std::vector<std::stri
   RETURN_IF_ERROR(f.Int("sourceConfig.timeTickInterval", &s.time_tick_interval_ms));
   RETURN_IF_ERROR(f.String("sourceConfig.defaultPartitionName", &s.default_partition_name));
 
+  RETURN_IF_ERROR(f.Int("backfill.maxChunkBytes", &c.backfill.max_chunk_bytes));
   RETURN_IF_ERROR(f.Int("retry.retryTimes", &c.retry.retry_times));
   RETURN_IF_ERROR(f.Int("retry.initBackOff", &c.retry.init_backoff_s));
   RETURN_IF_ERROR(f.Int("retry.maxBackOff", &c.retry.max_backoff_s));

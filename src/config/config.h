@@ -71,6 +71,10 @@ struct RetryConfig {
   int max_backoff_s = 10;
 };
 
+struct BackfillConfig {
+  int max_chunk_bytes = 8 << 20;  // rows read from the source per chunk, by size (<= 16384 rows)
+};
+
 struct Config {
   std::string address = "0.0.0.0:8444";
   int max_task_num = 100;
@@ -80,6 +84,7 @@ struct Config {
   MetaStoreConfig meta_store;
   SourceConfig source;
   RetryConfig retry;
+  BackfillConfig backfill;
 
   // Checks values that do not depend on the file's shape (ranges, enums).
   Status Validate() const;

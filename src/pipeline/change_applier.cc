@@ -314,6 +314,70 @@ Status ChangeApplier::Apply(const source::SourceItem& item) {
   return Failed(std::move(st));
 }
 
+void ChangeApplier::TouchKeys(const source::SourceItem& item) {
+  for (const auto& r : item.events) {
+    const auto& e = r.event;
+    if ((!Is(e, MsgType::kInsert) && !Is(e, MsgType::kDelete)) || !gate_->Watching(e.collection_id)) continue;
+    auto pks = decode::PrimaryKeysOf(e, r.collection->pk_field_id);
+    if (!pks.ok()) continue;
+    std::vector<std::string> keys;
+    if (const auto* ints = std::get_if<std::vector<int64_t>>(&*pks)) {
+      for (int64_t k : *ints) keys.push_back(GateKey(target::PkValue(k)));
+    } else {
+      for (const auto& k : std::get<std::vector<std::string>>(*pks)) keys.push_back(GateKey(target::PkValue(k)));
+    }
+    // The partition the change was in; empty for a delete of every partition and for a
+    // partition-key collection (backfill copies it without partitions).
+    std::string partition;
+    if (!IsPartitionKeyCollection(*r.collection)) {
+      if (const auto* ins = decode::PayloadAs<msgpb::InsertRequest>(e)) partition = ins->partition_name();
+      if (Is(e, MsgType::kDelete) && e.partition_id != -1) partition = e.partition_name;
+    }
+    gate_->Touch(e.collection_id, partition, keys, e.end_ts);
+  }
+}
+
+void ChangeApplier::EmitBackfill() {
+  auto ready = gate_->TakeReady([this](int64_t id) {
+    auto meta = catalog_->CollectionByIdAny(id);
+    return meta ? meta->pchannels : std::vector<std::string>{};
+  });
+  for (auto& chunk : ready) {
+    const int64_t rows = static_cast<int64_t>(chunk.rows.keys.size());
+    if (rows == 0 && chunk.deletes.empty()) {
+      chunk.done(Status::Ok(), 0);
+      continue;
+    }
+    auto meta = catalog_->CollectionByIdAny(chunk.collection_id);
+    if (!meta || dropped_.count(chunk.collection_id)) {
+      chunk.done(FailedPrecondition("the collection was dropped"), 0);
+      continue;
+    }
+    Status st = EnsureCollection(*meta);
+    auto [db, name] = TargetOf(*meta);
+    if (st.ok() && rows > 0) {
+      st = applier_->UpsertColumns(db, name, chunk.partition, std::move(chunk.rows.fields), rows);
+      if (st.ok()) {
+        rows_backfilled_ += rows;
+        CountOp("Upsert");
+      }
+    }
+    if (st.ok() && !chunk.deletes.empty()) {  // a repair: keys the source does not hold
+      milvus::proto::schema::IDs ids;
+      for (const auto& k : chunk.deletes) {
+        if (const auto* i = std::get_if<int64_t>(&k)) {
+          ids.mutable_int_id()->add_data(*i);
+        } else {
+          ids.mutable_str_id()->add_data(std::get<std::string>(k));
+        }
+      }
+      st = applier_->Delete(db, name, "", ids, chunk.pk_field);
+      if (st.ok()) CountOp("Delete");
+    }
+    chunk.done(st, rows);
+  }
+}
+
 bool ChangeApplier::ResumedPast(const std::string& channel, uint64_t ts) const {
   auto it = resumed_at_.find(channel);
   return it != resumed_at_.end() && it->second >= ts;
@@ -325,7 +389,12 @@ Status ChangeApplier::ApplyPack(const source::SourceItem& item) {
   const auto start = Clock::now();
   if (has_insert && intent_) RETURN_IF_ERROR(intent_(item.channel, item.end_position));
   const auto intent_done = Clock::now();
+  if (gate_) TouchKeys(item);
   RETURN_IF_ERROR(ApplyEvents(item));
+  if (gate_) {
+    gate_->Applied(item.channel, item.ts);
+    EmitBackfill();
+  }
   if (!item.events.empty() && item.closed_at != Clock::time_point{}) {
     auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
     static constexpr const char* stages[] = {"queued", "intent", "apply"};
@@ -522,8 +591,11 @@ Status ChangeApplier::ApplyRename(const source::CatalogEvent& e) {
   auto [db, name] = scope_->Map(e.collection->db_name, e.collection->name);
   auto on_target = collections_.find(e.collection_id);
   if (!was_in || on_target == collections_.end()) {
-    // Entered the scope (or not created yet): from now on it is followed under its new name.
-    return EnsureCollection(*e.collection);
+    // Entered the scope (or not created yet): from now on it is followed under its new name;
+    // with backfill its existing rows are copied too.
+    RETURN_IF_ERROR(EnsureCollection(*e.collection));
+    if (!was_in && on_enter_scope_) on_enter_scope_(e.collection_id);
+    return Status::Ok();
   }
   if (on_target->second == std::make_pair(db, name)) return Status::Ok();  // same target name (name_mapping)
   RETURN_IF_ERROR(EnsureDatabase(db));

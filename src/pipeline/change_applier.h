@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "msg.pb.h"
+#include "pipeline/backfill_gate.h"
 #include "pipeline/name_mapper.h"
 #include "pipeline/rbac_sync.h"
 #include "task/pipeline.h"
@@ -50,6 +51,14 @@ class ChangeApplier : public source::LogSink {
       const std::string& db, const std::string& collection)>;
   void SetPropertiesReader(PropertiesReader reader) { read_properties_ = std::move(reader); }
 
+  // Backfill (backfill_gate.h): the applier reports applied keys and positions to `gate` and
+  // writes its ready chunks between packs. `on_enter_scope` is told of a collection renamed
+  // into the scope. Both set before Apply is first called.
+  void SetBackfill(BackfillGate* gate, std::function<void(int64_t collection_id)> on_enter_scope) {
+    gate_ = gate;
+    on_enter_scope_ = std::move(on_enter_scope);
+  }
+
   // Inserts read again after a restart, up to these timestamps per channel, are
   // applied as upserts so no row is doubled.
   void SetReplayBounds(std::map<std::string, uint64_t> bounds) { replay_until_ = std::move(bounds); }
@@ -76,6 +85,10 @@ class ChangeApplier : public source::LogSink {
   Status BootstrapInner(const std::map<int64_t, int32_t>& loaded);
   Status ApplyPack(const source::SourceItem& item);  // times the stages of ApplyEvents
   Status ApplyEvents(const source::SourceItem& item);
+  // Reports the keys of a pack's inserts and deletes to the backfill gate.
+  void TouchKeys(const source::SourceItem& item);
+  // Writes the backfill chunks the gate has ready; a failure goes to the chunk, not the task.
+  void EmitBackfill();
   bool ResumedPast(const std::string& channel, uint64_t ts) const;
   Status ApplyCatalog(const source::CatalogEvent& e);
   Status ApplyReplicate(const decode::Event& e);
@@ -124,6 +137,9 @@ class ChangeApplier : public source::LogSink {
   std::atomic<int64_t> rows_deleted_{0};
   std::atomic<int64_t> operations_{0};
   std::unique_ptr<RbacSync> rbac_;  // with enable_user_role
+  BackfillGate* gate_ = nullptr;
+  std::function<void(int64_t)> on_enter_scope_;
+  std::atomic<int64_t> rows_backfilled_{0};
   PropertiesReader read_properties_;
   FailedChange current_;            // the change being applied
   mutable std::mutex failed_mu_;    // guards failed_

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pipeline/backfill_engine.h"
 #include "pipeline/change_applier.h"
 #include "pipeline/name_mapper.h"
 #include "source/catalog.h"
@@ -75,9 +76,16 @@ class TaskPipeline : public Pipeline {
     PipelineProgress p;
     if (reader_) p.channels = ProgressOf(reader_->Channels());
     p.missing_users = sink_ ? sink_->missing_users() : missing_users_;
+    if (backfill_) p.backfill = backfill_->Progress();
     p.last_error = last_error_;
     p.last_error_ms = last_error_ms_;
     return p;
+  }
+
+  Status RequestBackfill(const std::vector<std::pair<std::string, std::string>>& collections) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!backfill_) return Unavailable("the task is starting; request the backfill again in a moment");
+    return backfill_->Request(collections);
   }
 
  private:
@@ -114,6 +122,11 @@ class TaskPipeline : public Pipeline {
       failed_change_ = sink_->failed_change();
     }
     sink_ = sink;
+  }
+
+  void SetBackfill(BackfillEngine* backfill) {
+    std::lock_guard<std::mutex> lock(mu_);
+    backfill_ = backfill;
   }
 
   void SetReader(source::LogReader* reader) {
@@ -295,7 +308,8 @@ class TaskPipeline : public Pipeline {
     // reads before preparing the target, so nothing written meanwhile is missed. Collections
     // whose entry asks for use_start_position replay their retained log from their creation;
     // their channels start there, and the pins drop what the others wrote before the task.
-    if (resume.empty() && pins.empty()) {
+    const bool first_start = resume.empty() && pins.empty();
+    if (first_start) {
       st = PinLatest(catalog, &resume, &pins);
       if (!st.ok()) return st.WithContext("fail to store the task's start positions");
     }
@@ -304,6 +318,23 @@ class TaskPipeline : public Pipeline {
     SetNote("starting: creating the task's collections on the target");
     auto loaded = source::ReadLoadedCollections(etcd.get(), cfg.source.etcd.root_path + "/" + cfg.source.etcd.meta_sub_path);
     if (!loaded.ok()) GetLogger("pipeline")->warn("task {}: {}", task_id_, loaded.status().message());
+    // Backfill: chunks meet the stream at the gate; the engine reads the source (see
+    // backfill_engine.h). A collection renamed into the scope is copied too when the task
+    // backfills.
+    BackfillGate gate;
+    BackfillEngine::Context bc;
+    bc.task_id = task_id_;
+    bc.store = ctx_.store;
+    bc.metrics = ctx_.metrics;
+    bc.scope = &scope_;
+    bc.catalog = &catalog;
+    bc.source = source_reader ? &*source_reader : nullptr;
+    bc.gate = &gate;
+    bc.max_chunk_bytes = cfg.backfill.max_chunk_bytes;
+    BackfillEngine backfill(bc);
+    sink.SetBackfill(&gate, [this, &backfill](int64_t id) {
+      if (scope_.spec().backfill) backfill.RequestId(id);
+    });
     SetSink(&sink);
     st = sink.Bootstrap(loaded.ok() ? *loaded : std::map<int64_t, int32_t>{});
     if (!st.ok()) {
@@ -332,8 +363,13 @@ class TaskPipeline : public Pipeline {
     if (!st.ok()) return st.WithContext("fail to read the message, err");
     GetLogger("pipeline")->info("task {}: replicating ({} stored positions)", task_id_, resume.size());
     SetReader(&reader);
+    st = backfill.Start(first_start && scope_.spec().backfill);
+    if (!st.ok()) return st.WithContext("fail to read the task's backfill state");
+    SetBackfill(&backfill);
 
     Status result = Monitor(reader, follower, sink);
+    SetBackfill(nullptr);
+    backfill.Stop();
     SetReader(nullptr);
     SetSink(nullptr);
     reader.Stop();
@@ -460,6 +496,7 @@ class TaskPipeline : public Pipeline {
   target::MilvusClient* source_client_ = nullptr;  // likewise (sourceConfig.milvus)
   source::LogReader* reader_ = nullptr;    // while reading (its status calls are thread-safe)
   ChangeApplier* sink_ = nullptr;          // while applying (its status calls are thread-safe)
+  BackfillEngine* backfill_ = nullptr;     // while reading (Request and Progress are thread-safe)
   std::vector<std::string> missing_users_;  // the last sink's, once it is gone
   std::optional<FailedChange> failed_change_;
   std::string note_;

@@ -105,24 +105,125 @@ StatusOr<int64_t> CollectionReader::Count(const std::optional<PkValue>& after, c
   return page.fields[0].scalars().long_data().data(0);
 }
 
-StatusOr<std::optional<int64_t>> CollectionReader::MaxIntKey(const ReadOptions& options) const {
+StatusOr<bool> CollectionReader::Exists(const char* op, const PkValue& value, const ReadOptions& options) const {
+  ReadOptions o = options;
+  o.output_fields = {pk_field_};
+  ASSIGN_OR_RETURN(Page probe, Query(pk_field_ + " " + op + " " + PkLiteral(value), 1, o));
+  return !probe.keys.empty();
+}
+
+StatusOr<std::optional<std::string>> CollectionReader::First(const char* op, const std::string& value,
+                                                            const ReadOptions& options) const {
+  ReadOptions o = options;
+  o.output_fields = {pk_field_};
+  ASSIGN_OR_RETURN(Page probe, Query(pk_field_ + " " + op + " " + PkLiteral(value), 1, o));
+  if (probe.keys.empty()) return std::optional<std::string>();
+  return std::optional<std::string>(std::get<std::string>(probe.keys[0]));
+}
+
+StatusOr<std::optional<PkValue>> CollectionReader::MaxKey(const ReadOptions& options) const {
   ReadOptions o = options;
   o.output_fields = {pk_field_};
   ASSIGN_OR_RETURN(Page first, ReadRange(std::nullopt, std::nullopt, 1, o));
+  if (first.keys.empty()) return std::optional<PkValue>();
+  if (!varchar_pk_) {
+    ASSIGN_OR_RETURN(auto max, MaxIntKey(o));
+    if (!max) return std::optional<PkValue>();
+    return std::optional<PkValue>(*max);
+  }
+  ASSIGN_OR_RETURN(std::string max, MaxVarcharKey(o));
+  return std::optional<PkValue>(std::move(max));
+}
+
+StatusOr<std::optional<int64_t>> CollectionReader::MaxIntKey(const ReadOptions& options) const {
+  ASSIGN_OR_RETURN(Page first, ReadRange(std::nullopt, std::nullopt, 1, options));
   if (first.keys.empty()) return std::optional<int64_t>();
   int64_t lo = std::get<int64_t>(first.keys[0]);  // a key that exists
   int64_t hi = std::numeric_limits<int64_t>::max();
   while (lo < hi) {  // invariant: a key >= lo exists, none > hi
     const uint64_t span = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);  // no signed overflow
     const int64_t mid = static_cast<int64_t>(static_cast<uint64_t>(lo) + span / 2 + span % 2);  // rounds up
-    ASSIGN_OR_RETURN(Page probe, ReadRange(PkValue(mid - 1), std::nullopt, 1, o));
-    if (probe.keys.empty()) {
-      hi = mid - 1;
-    } else {
+    ASSIGN_OR_RETURN(bool found, Exists(">=", PkValue(mid), options));
+    if (found) {
       lo = mid;
+    } else {
+      hi = mid - 1;
     }
   }
   return std::optional<int64_t>(lo);
+}
+
+namespace {
+
+void AppendUtf8(std::string& s, uint32_t cp) {
+  if (cp < 0x80) {
+    s += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    s += static_cast<char>(0xC0 | (cp >> 6));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    s += static_cast<char>(0xE0 | (cp >> 12));
+    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    s += static_cast<char>(0xF0 | (cp >> 18));
+    s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// Code points without the surrogates, numbered densely so a binary search never lands on one.
+constexpr uint32_t kSurrogates = 0x800;
+uint32_t CodePointAt(uint32_t index) { return index < 0xD800 ? index : index + kSurrogates; }
+
+}  // namespace
+
+// Milvus compares strings bytewise, and UTF-8 keeps code point order, so the largest key M is
+// found one character at a time: with the known prefix P of M, the largest c such that a key
+// >= P+c exists is M's next character. The reads see later writes too (Milvus 2.3 has no
+// snapshot read), so the answer is a ceiling: no smaller than any key the source held at the
+// read time and still holds. A probe that finds a key beyond every key starting with P (one
+// written meanwhile) ends the search with that key, which is such a ceiling.
+StatusOr<std::string> CollectionReader::MaxVarcharKey(const ReadOptions& options) const {
+  auto starts_with = [](const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; };
+  std::string prefix;
+  for (;;) {
+    ASSIGN_OR_RETURN(auto greater, First(">", prefix, options));
+    if (!greater) return prefix;  // a key >= prefix exists and none is greater
+    if (!starts_with(*greater, prefix)) return *greater;
+    std::optional<std::string> at_lo;  // the first key >= prefix + char(lo), once probed
+    auto first_from = [&](uint32_t index) -> StatusOr<std::optional<std::string>> {
+      std::string probe = prefix;
+      AppendUtf8(probe, CodePointAt(index));
+      return First(">=", probe, options);
+    };
+    uint32_t lo = 0;  // a key >= prefix + char(0) exists: `greater`
+    uint32_t hi = 0x10FFFF - kSurrogates;
+    ASSIGN_OR_RETURN(auto non_ascii, first_from(0x80));
+    if (non_ascii) {
+      lo = 0x80;
+      at_lo = non_ascii;
+    } else {
+      hi = 0x7F;
+    }
+    while (lo < hi) {  // invariant: a key >= prefix+lo exists, none >= prefix+(hi+1)
+      const uint32_t mid = lo + (hi - lo + 1) / 2;
+      ASSIGN_OR_RETURN(auto found, first_from(mid));
+      if (found) {
+        lo = mid;
+        at_lo = found;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    if (lo == 0) {  // only keys prefix + "\0…" (or they went meanwhile): this bounds them all
+      AppendUtf8(prefix, 1);
+      return prefix;
+    }
+    AppendUtf8(prefix, CodePointAt(lo));
+    if (!starts_with(*at_lo, prefix)) return *at_lo;
+  }
 }
 
 }  // namespace cdc::target

@@ -57,9 +57,11 @@ class CollectionReader {
   // count(*) of the rows with after < pk <= upto (Strong, or at options.guarantee_ts).
   StatusOr<int64_t> Count(const std::optional<PkValue>& after, const std::optional<PkValue>& upto,
                           const ReadOptions& options) const;
-  // The largest INT64 key, by binary search with one-row probes (about 64 queries); nullopt
-  // when the collection is empty. Bounds a copy so it does not chase keys inserted meanwhile.
-  StatusOr<std::optional<int64_t>> MaxIntKey(const ReadOptions& options) const;
+  // The largest key, nullopt when the collection is empty. Bounds a copy so it does not chase
+  // keys inserted meanwhile. Found by binary search with one-row probes: about 64 for INT64,
+  // about 9 per character for ASCII VARCHAR keys (22 for a non-ASCII character). Under
+  // concurrent writes the result is a ceiling: at least every key present throughout.
+  StatusOr<std::optional<PkValue>> MaxKey(const ReadOptions& options) const;
 
   const std::string& db() const { return db_; }
   const std::string& collection() const { return collection_; }
@@ -68,6 +70,12 @@ class CollectionReader {
 
  private:
   StatusOr<Page> Query(const std::string& expr, int64_t limit, const ReadOptions& options) const;
+  StatusOr<std::optional<int64_t>> MaxIntKey(const ReadOptions& options) const;
+  StatusOr<std::string> MaxVarcharKey(const ReadOptions& options) const;
+  // Whether a key `op` `value` exists (op is ">" or ">="); First: the smallest such VARCHAR key.
+  StatusOr<bool> Exists(const char* op, const PkValue& value, const ReadOptions& options) const;
+  StatusOr<std::optional<std::string>> First(const char* op, const std::string& value,
+                                             const ReadOptions& options) const;
   std::string RangeExpr(const std::optional<PkValue>& after, const std::optional<PkValue>& upto) const;
 
   MilvusClient* const client_;

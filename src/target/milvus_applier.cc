@@ -401,6 +401,19 @@ Status MilvusApplier::Insert(const std::string& db, const std::string& coll, con
   return SendRows(db, coll, req, rows);
 }
 
+Status MilvusApplier::UpsertColumns(const std::string& db, const std::string& coll, const std::string& partition,
+                                    std::vector<schemapb::FieldData>&& columns, int64_t rows) {
+  milvuspb::UpsertRequest req;
+  req.set_db_name(db);
+  req.set_collection_name(coll);
+  req.set_partition_name(partition);
+  req.set_num_rows(static_cast<uint32_t>(rows));
+  for (auto& col : columns) {
+    if (IsUserColumn(col)) req.add_fields_data()->Swap(&col);
+  }
+  return SendRows(db, coll, req, static_cast<uint64_t>(rows));
+}
+
 Status MilvusApplier::Delete(const std::string& db, const std::string& coll, const std::string& partition,
                              const schemapb::IDs& ids, const std::string& pk_field) {
   const bool is_int = ids.has_int_id();

@@ -75,6 +75,10 @@ class MilvusApplier {
                 const milvus::proto::msg::InsertRequest& src, bool upsert);
   Status Insert(const std::string& db, const std::string& coll, const std::string& partition,
                 milvus::proto::msg::InsertRequest&& src, bool upsert);
+  // Upserts rows given as columns (a Query's output: every field, the dynamic one as $meta)
+  // into `partition` (empty: none named). The columns are moved into the call.
+  Status UpsertColumns(const std::string& db, const std::string& coll, const std::string& partition,
+                       std::vector<milvus::proto::schema::FieldData>&& columns, int64_t rows);
   // Deletes by primary key (int64 or varchar), in chunks.
   Status Delete(const std::string& db, const std::string& coll, const std::string& partition,
                 const milvus::proto::schema::IDs& ids, const std::string& pk_field);

@@ -33,4 +33,14 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> SourceReader::Collect
   return Status(StatusCode::kUnavailable, "the source Milvus: " + last.message());
 }
 
+StatusOr<uint64_t> SourceReader::AllocTimestamp() {
+  milvuspb::AllocTimestampRequest req;
+  milvuspb::AllocTimestampResponse resp;
+  CallContext ctx(client_);
+  grpc::Status call = client_->stub()->AllocTimestamp(ctx.get(), req, &resp);  // before reading resp.status()
+  Status st = client_->CheckCall(call, resp.status(), "AllocTimestamp");
+  if (!st.ok()) return Status(st.code(), "the source Milvus: " + st.message());
+  return resp.timestamp();
+}
+
 }  // namespace cdc::target

@@ -21,6 +21,9 @@ class SourceReader {
   // Unavailable (naming the source Milvus) when it cannot be asked.
   StatusOr<std::vector<std::pair<std::string, std::string>>> CollectionProperties(const std::string& db,
                                                                                 const std::string& name);
+  // A fresh source timestamp (AllocTimestamp): later than every change the source has written.
+  StatusOr<uint64_t> AllocTimestamp();
+  MilvusClient* client() const { return client_; }
 
  private:
   MilvusClient* const client_;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <random>
 
+#include "store/backfill_state.h"
 #include "store/checkpoint.h"
 #include "task/scope.h"
 #include "util/log.h"
@@ -299,6 +300,11 @@ PipelineProgress TaskManager::ProgressLocked(const Entry& e) const {
   if (p.channels.empty()) {  // paused, or not reading yet: the stored checkpoints
     auto stored = store_->GetPositions(e.record.task_id);
     if (stored.ok()) {
+      if (p.backfill.empty()) {
+        for (const auto& b : BackfillStatesOf(*stored)) {
+          p.backfill.push_back(BackfillProgress{b.db, b.name, b.state, b.reason, b.rows_copied, b.rows_estimated, 0});
+        }
+      }
       for (const auto& pos : *stored) {
         if (pos.collection_id != kCheckpointId && pos.collection_id != kReplicateCheckpointId) continue;
         ChannelProgress c;
@@ -436,6 +442,22 @@ void TaskManager::FailureLoop() {
                              st.ok() ? "" : " (and the pause could not be stored: " + st.message() + ")");
     UpdateMetricsLocked();
   }
+}
+
+Status TaskManager::Backfill(const std::string& task_id,
+                             const std::vector<std::pair<std::string, std::string>>& collections) {
+  if (task_id.empty()) return InvalidArgument("task_id is empty");
+  if (collections.empty()) {
+    return InvalidArgument("collections is empty: name at least one collection as {\"db\": ..., \"name\": ...}");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end()) return NotFound("not found the task, task_id: " + task_id);
+  if (!it->second.pipeline) {
+    return FailedPrecondition(std::string("the task is not running (state ") + TaskStateName(it->second.record.state) +
+                              "): resume it, then request the backfill");
+  }
+  return it->second.pipeline->RequestBackfill(collections);
 }
 
 }  // namespace cdc

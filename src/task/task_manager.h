@@ -66,6 +66,8 @@ class TaskManager {
   // from now on and stores that with the spec. A running task's pipeline is restarted with the
   // new scope (blocks like Pause); a paused task stays paused. Idempotent.
   Status Skip(const std::string& task_id, const std::string& db, const std::string& collection);
+  // (Re)copies the rows of these source collections (db, name) of a running task.
+  Status Backfill(const std::string& task_id, const std::vector<std::pair<std::string, std::string>>& collections);
   StatusOr<TaskView> Get(const std::string& task_id);
   std::vector<TaskView> List();
   StatusOr<std::vector<ChannelPosition>> Positions(const std::string& task_id);

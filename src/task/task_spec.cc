@@ -279,6 +279,7 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json& data) {
     }
   }
   d.Bool(data, "disable_auto_start", "disable_auto_start", &s.disable_auto_start);
+  d.Bool(data, "backfill", "backfill", &s.backfill);
   if (const json* users = d.Object(data, "user_passwords", "user_passwords")) {
     for (auto it = users->begin(); it != users->end(); ++it) {
       if (!it->is_string()) {
@@ -464,6 +465,7 @@ json SpecToTaskObject(const TaskSpec& s) {
       {"extra_info", {{"enable_user_role", s.enable_user_role}}},
       {"buffer_config", {{"period", s.buffer_period}, {"size", s.buffer_size}}},
       {"disable_auto_start", s.disable_auto_start},
+      {"backfill", s.backfill},
   };
   if (s.db_collections) {
     json dbs = json::object();

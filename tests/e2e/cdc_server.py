@@ -69,6 +69,8 @@ class CdcServer:
             f"  initBackOff: {overrides.get('initBackOff', 1)}",
             f"  maxBackOff: {overrides.get('maxBackOff', 2)}",
         ]
+        if "maxChunkBytes" in overrides:
+            lines += ["backfill:", f"  maxChunkBytes: {overrides['maxChunkBytes']}"]
         lines += overrides.get("extra_lines", [])
         self.config_path.write_text("\n".join(lines) + "\n")
 

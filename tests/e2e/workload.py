@@ -67,8 +67,9 @@ def pk_expr(keys):
 class StreamTarget:
     """One collection a WriteStream writes to: its keys so far and the ones alive now."""
 
-    def __init__(self, coll, pk_type):
+    def __init__(self, coll, pk_type, make_rows=None):
         self.coll, self.pk_type = coll, pk_type
+        self.make_rows = make_rows or rows  # make_rows(keys, tag=...) -> row dicts
         self.next_id = 0
         self.universe = set()   # every key ever written (insert or upsert)
         self.live = set()       # keys that exist on SOURCE after the last acknowledged call
@@ -93,7 +94,8 @@ class WriteStream:
     def __init__(self, colls, seed=1, insert_n=40, delete_n=8, upsert_n=8, pause_s=0.25,
                  call_timeout=20, give_up_s=300, log=print):
         import threading
-        self.targets = [StreamTarget(c, t) for c, t in colls]
+        # (collection, pk_type) pairs, or StreamTargets made by the caller
+        self.targets = [c if isinstance(c, StreamTarget) else StreamTarget(*c) for c in colls]
         self.rnd = random.Random(seed)
         self.insert_n, self.delete_n, self.upsert_n, self.pause_s = insert_n, delete_n, upsert_n, pause_s
         self.call_timeout, self.give_up_s, self.log = call_timeout, give_up_s, log
@@ -158,7 +160,7 @@ class WriteStream:
             c, to = t.coll, self.call_timeout
             keys = t.new_keys(self.insert_n)
             t.universe.update(keys)
-            data = rows(keys, tag=tag)
+            data = t.make_rows(keys, tag=tag)
             self._call("insert into %s" % c.name, lambda: c.insert(data, timeout=to),
                        lambda: c.upsert(data, timeout=to))
             t.live.update(keys)
@@ -176,7 +178,7 @@ class WriteStream:
             back = self.rnd.sample(sorted(t.deleted), min(half // 2, len(t.deleted)))
             ups += back + t.new_keys(self.upsert_n - len(ups) - len(back))
             t.universe.update(ups)
-            data = rows(ups, tag=tag + "u")
+            data = t.make_rows(ups, tag=tag + "u")
             self._call("upsert into %s" % c.name, lambda: c.upsert(data, timeout=to))
             t.live.update(ups)
             t.deleted.difference_update(ups)

@@ -148,7 +148,7 @@ TEST_F(CdcServiceTest, RequestTypeOfWrongType) {
 
 TEST_F(CdcServiceTest, UnknownRequestTypeListsTheTypes) {
   const json expected = json::parse(R"({"code":400,
-    "message":"invalid 'request_type' param, can be set [create delete get list maintenance pause position resume skip]"})");
+    "message":"invalid 'request_type' param, can be set [backfill create delete get list maintenance pause position resume skip]"})");
   EXPECT_EQ(Post(Req("nope")), expected);
   EXPECT_EQ(Post(Req("LIST")), expected) << "request_type is case-sensitive";
   EXPECT_EQ(Post(json::object()), expected);

@@ -5,8 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 namespace cdc::target::testing {
 
@@ -155,6 +158,43 @@ int UnusedPort() {
   }
   close(fd);
   return port;
+}
+
+void FakeMilvus::set_keys(std::vector<std::string> keys) {
+  std::sort(keys.begin(), keys.end());
+  std::lock_guard<std::mutex> lock(mu_);
+  keys_ = std::move(keys);
+}
+
+grpc::Status FakeMilvus::Query(grpc::ServerContext*, const mpb::QueryRequest* req, mpb::QueryResults* resp) {
+  ++queries_;
+  const std::string& expr = req->expr();
+  const size_t space = expr.find(' ');
+  const size_t quote = expr.find(' ', space + 1);
+  if (space == std::string::npos || quote == std::string::npos) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "fake Query cannot parse " + expr);
+  }
+  const std::string op = expr.substr(space + 1, quote - space - 1);
+  const std::string value = nlohmann::json::parse(expr.substr(quote + 1)).get<std::string>();
+  int64_t limit = 1 << 30;
+  for (const auto& kv : req->query_params()) {
+    if (kv.key() == "limit") limit = std::stoll(kv.value());
+  }
+  auto* field = resp->add_fields_data();
+  field->set_field_name(req->output_fields_size() ? req->output_fields(0) : "pk");
+  field->set_type(milvus::proto::schema::DataType::VarChar);
+  auto* out = field->mutable_scalars()->mutable_string_data();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!grow_.empty()) {
+    char n[16];
+    std::snprintf(n, sizeof n, "%08d", ++grown_);
+    keys_.insert(std::upper_bound(keys_.begin(), keys_.end(), grow_ + n), grow_ + n);
+  }
+  for (const auto& k : keys_) {
+    if (out->data_size() >= limit) break;
+    if ((op == ">" && k > value) || (op == ">=" && k >= value)) out->add_data(k);
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace cdc::target::testing

@@ -40,6 +40,14 @@ class FakeMilvus final : public milvus::proto::milvus::MilvusService::Service {
                       milvus::proto::milvus::MutationResult* resp) override;
   grpc::Status Upsert(grpc::ServerContext* ctx, const milvus::proto::milvus::UpsertRequest* req,
                       milvus::proto::milvus::MutationResult* resp) override;
+  // Query over the VARCHAR keys given to set_keys, for expressions `pk > "…"` and `pk >= "…"`
+  // (a JSON string literal), with a limit; counts the calls.
+  grpc::Status Query(grpc::ServerContext* ctx, const milvus::proto::milvus::QueryRequest* req,
+                     milvus::proto::milvus::QueryResults* resp) override;
+  void set_keys(std::vector<std::string> keys);
+  // Like a writer with growing keys: every Query first adds the key "<prefix><n>", n = 1, 2, …
+  void grow_each_query(std::string prefix) { std::lock_guard<std::mutex> lock(mu_); grow_ = std::move(prefix); }
+  int queries() const { return queries_; }
 
   struct Call {
     std::string method;
@@ -63,6 +71,10 @@ class FakeMilvus final : public milvus::proto::milvus::MilvusService::Service {
 
   std::atomic<Mode> mode_{Mode::kOk};
   std::atomic<bool> released_{false};
+  std::atomic<int> queries_{0};
+  std::vector<std::string> keys_;  // sorted; under mu_
+  std::string grow_;
+  int grown_ = 0;
   std::mutex mu_;
   std::vector<Call> calls_;
 };
