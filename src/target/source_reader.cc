@@ -33,4 +33,14 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> SourceReader::Collect
   return Status(StatusCode::kUnavailable, "the source Milvus: " + last.message());
 }
 
+StatusOr<uint64_t> SourceReader::AllocTimestamp() {
+  milvuspb::AllocTimestampRequest req;
+  milvuspb::AllocTimestampResponse resp;
+  CallContext ctx(client_);
+  grpc::Status call = client_->stub()->AllocTimestamp(ctx.get(), req, &resp);  // before reading resp.status()
+  RETURN_IF_ERROR(client_->CheckCall(call, resp.status(), "AllocTimestamp"));
+  if (resp.timestamp() == 0) return Internal("AllocTimestamp on " + client_->endpoint() + " returned no timestamp");
+  return resp.timestamp();
+}
+
 }  // namespace cdc::target
