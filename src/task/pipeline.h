@@ -52,9 +52,14 @@ struct PipelineProgress {
 // A verify run: options in, report out (JSON as `verify` answers and get shows it).
 struct VerifyOptions {
   std::vector<std::pair<std::string, std::string>> collections;  // (db, name); empty: the task's scope
-  std::string level = "keys";                                     // count, keys, rows
+  std::string level = "rows";                                     // count, keys, rows
   bool repair = false;
 };
+
+// InvalidArgument naming the problem: a level other than count/keys/rows, repair at the count
+// level, an empty or `*` collection name, a collection outside the task's scope (db empty
+// means "default").
+Status ValidateVerifyOptions(const TaskSpec& spec, const VerifyOptions& options);
 
 // The source change a task could not apply: what paused it, shown by get until a resume.
 struct FailedChange {
