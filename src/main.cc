@@ -22,6 +22,8 @@
 #include "util/memory.h"
 #include "util/metrics.h"
 #include "util/secret_box.h"
+#include "verify/verify_cli.h"
+#include "verify/verifying_pipeline.h"
 
 #ifndef CDC_VERSION
 #define CDC_VERSION "dev"
@@ -32,6 +34,7 @@ namespace {
 const char kUsage[] =
     "usage: milvus-cdc [--config PATH] [--address HOST:PORT]\n"
     "       milvus-cdc inspect --config PATH [--from earliest|latest] [--collection NAME] ...\n"
+    "       milvus-cdc verify --config PATH --task ID [--level count|keys|rows] [--collection DB.NAME] ...\n"
     "\n"
     "  --config PATH         YAML configuration (keys of the official cdc.yaml); without it,\n"
     "                        built-in defaults are used (SQLite task store in ./data)\n"
@@ -71,6 +74,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "inspect") {
     return cdc::inspect::Run(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
+  if (!args.empty() && args[0] == "verify") {
+    return cdc::verify::RunCli(std::vector<std::string>(args.begin() + 1, args.end()));
   }
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -128,9 +134,7 @@ int main(int argc, char** argv) {
   if (flags.config_path.empty()) log->info("no --config given: using built-in defaults");
 
   const bool etcd_store = strcasecmp(config.meta_store.store_type.c_str(), "etcd") == 0;  // validated: sqlite|etcd
-  std::string key_file = !config.meta_store.secret_key_file.empty() ? config.meta_store.secret_key_file
-                         : etcd_store                               ? std::string("data/cdc-secret.key")
-                                                                    : config.meta_store.sqlite_path + ".key";
+  const std::string key_file = cdc::EffectiveSecretKeyFile(config.meta_store);
   std::error_code ec;
   auto key_dir = std::filesystem::path(key_file).parent_path();
   if (!key_dir.empty()) std::filesystem::create_directories(key_dir, ec);
@@ -152,7 +156,10 @@ int main(int argc, char** argv) {
   }
 
   cdc::Metrics metrics;
-  cdc::pipeline::TaskPipelineFactory pipelines({&config, store.get(), &metrics});
+  cdc::pipeline::TaskPipelineFactory task_pipelines({&config, store.get(), &metrics});
+  // `verify` on top of the task pipelines (see verify/verifying_pipeline.h).
+  cdc::verify::VerifyingPipelineFactory pipelines(&task_pipelines, cdc::verify::SourceConnectParams(config.source.milvus),
+                                                  &metrics);
   cdc::TaskManagerOptions options;
   options.max_task_num = config.max_task_num;
   options.limits.max_name_length = config.max_name_length;

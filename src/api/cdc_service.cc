@@ -16,7 +16,12 @@ using json = nlohmann::json;
 namespace {
 
 const char* kTypes[] = {"backfill", "create", "delete", "get", "list", "maintenance", "pause", "position", "resume",
-                        "skip"};
+                        "skip", "verify"};
+
+// `verify` waits this long for the run by default; at most kMaxVerifyWaitS, below the server's
+// 30 s HTTP timeout, so a longer run answers "running" and `get` shows the rest.
+constexpr double kDefaultVerifyWaitS = 20;
+constexpr double kMaxVerifyWaitS = 25;
 
 bool IsClientError(const Status& st) {
   switch (st.code()) {
@@ -235,6 +240,7 @@ CdcReply CdcService::HandleType(const std::string& type, const json& data) {
     if (view->failed_change) task["failed_change"] = FailedChangeObject(*view->failed_change);
     if (!view->progress.missing_users.empty()) task["missing_users"] = view->progress.missing_users;
     if (!view->progress.backfill.empty()) task["backfill_progress"] = BackfillObject(view->progress.backfill);
+    if (!view->verify.is_null()) task["verify"] = view->verify;
     return Ok({{"task", task}, {"Task", task}});
   }
   if (type == "backfill") {
@@ -258,6 +264,7 @@ CdcReply CdcService::HandleType(const std::string& type, const json& data) {
     Status st = tasks_->Backfill(task_id, collections);
     return st.ok() ? Ok() : HandlerError(type, st);
   }
+  if (type == "verify") return Verify(data, task_id);
   if (type == "skip") {
     std::string db;
     std::string collection;
@@ -282,6 +289,44 @@ CdcReply CdcService::HandleType(const std::string& type, const json& data) {
   std::string names;
   for (const char* t : kTypes) names += (names.empty() ? "" : " ") + std::string(t);
   return Fail(400, "invalid 'request_type' param, can be set [" + names + "]");
+}
+
+CdcReply CdcService::Verify(const json& data, const std::string& task_id) {
+  JsonDecoder d;
+  VerifyOptions options;
+  d.String(data, "level", "level", &options.level);
+  d.Bool(data, "repair", "repair", &options.repair);
+  if (const json* list = d.Array(data, "collections", "collections")) {
+    for (size_t i = 0; i < list->size(); ++i) {
+      const json& entry = (*list)[i];
+      const std::string path = "collections[" + std::to_string(i) + "]";
+      if (!entry.is_object()) {
+        d.AddError(path, "object", entry);
+        continue;
+      }
+      std::string db;
+      std::string name;
+      d.String(entry, "db", path + ".db", &db);
+      d.String(entry, "name", path + ".name", &name);
+      options.collections.emplace_back(db, name);
+    }
+  }
+  double wait_s = kDefaultVerifyWaitS;
+  if (const json* w = JsonDecoder::Find(data, "wait_s")) {
+    if (w->is_number()) {
+      wait_s = w->get<double>();
+    } else {
+      d.AddError("wait_s", "number", *w);
+    }
+  }
+  if (!d.ok()) return Fail(400, "fail to decode the verify request, error: " + d.ErrorText());
+  if (!(wait_s >= 0 && wait_s <= kMaxVerifyWaitS)) {
+    return Fail(400, "fail to decode the verify request, error: wait_s must be between 0 and 25 seconds (the "
+                     "HTTP timeout is 30 s; `get` shows a longer run), got " + json(wait_s).dump());
+  }
+  auto report = tasks_->Verify(task_id, options, std::chrono::milliseconds(static_cast<int64_t>(wait_s * 1000)));
+  if (!report.ok()) return HandlerError("verify", report.status());
+  return Ok({{"verify", *report}});
 }
 
 json CdcService::Maintenance(const json& data) {

@@ -34,6 +34,8 @@ class CdcService {
  private:
   CdcReply HandleType(const std::string& type, const nlohmann::json& data);
   nlohmann::json Maintenance(const nlohmann::json& data);
+  // `verify`: starts a run on the task and waits up to request_data.wait_s for its report.
+  CdcReply Verify(const nlohmann::json& data, const std::string& task_id);
   nlohmann::json TaskObject(const TaskView& view) const;
 
   TaskManager* const tasks_;

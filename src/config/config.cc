@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include <strings.h>
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -229,6 +231,12 @@ Status ParseHostPort(const std::string& address, std::string* host, int* port) {
   if (host->empty()) *host = "0.0.0.0";
   *port = p;
   return Status::Ok();
+}
+
+std::string EffectiveSecretKeyFile(const MetaStoreConfig& config) {
+  if (!config.secret_key_file.empty()) return config.secret_key_file;
+  if (strcasecmp(config.store_type.c_str(), "etcd") == 0) return "data/cdc-secret.key";
+  return config.sqlite_path + ".key";
 }
 
 Status Config::Validate() const {

@@ -35,6 +35,10 @@ struct MetaStoreConfig {
   std::string secret_key_file;
 };
 
+// The key file that seals the store's credentials: secret_key_file, else data/cdc-secret.key for
+// an etcd store, else "<sqlite_path>.key".
+std::string EffectiveSecretKeyFile(const MetaStoreConfig& config);
+
 struct KafkaSourceConfig {
   std::string address;
   std::map<std::string, std::string> consumer;  // extra librdkafka properties

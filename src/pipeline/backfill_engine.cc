@@ -136,6 +136,15 @@ void BackfillEngine::RequestId(int64_t collection_id) {
   if (auto meta = ctx_.catalog->CollectionById(collection_id)) Queue(*meta);
 }
 
+StatusOr<int64_t> BackfillEngine::IdOf(const std::string& db, const std::string& name) const {
+  auto meta = ctx_.catalog->CollectionByName(db, name);
+  if (!meta) return NotFound("the source has no collection " + db + "." + name);
+  if (!ctx_.scope->CollectionInScope(db, name)) {
+    return InvalidArgument("the collection " + db + "." + name + " is not in the task's scope");
+  }
+  return meta->id;
+}
+
 void BackfillEngine::RepairKeys(int64_t collection_id, std::vector<target::PkValue> keys,
                                 std::function<void(const Status&)> done) {
   {

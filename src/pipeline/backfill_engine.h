@@ -62,6 +62,8 @@ class BackfillEngine {
   // Repair: re-copies these keys of a source collection (deleting on the target those the
   // source does not hold), through the gate like a copy; `done` is called once every chunk was
   // written or the repair failed. Not stored: an interrupted repair is simply asked again.
+  // The source collection id of db.name; NotFound / InvalidArgument when not in the catalog or scope.
+  StatusOr<int64_t> IdOf(const std::string& db, const std::string& name) const;
   void RepairKeys(int64_t collection_id, std::vector<target::PkValue> keys, std::function<void(const Status&)> done);
   std::vector<BackfillProgress> Progress() const;
 

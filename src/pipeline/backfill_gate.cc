@@ -164,20 +164,26 @@ void BackfillGate::Applied(const std::string& channel, uint64_t ts) {
 void BackfillGate::FilterLocked(BackfillChunk& chunk) const {
   auto t = touched_.find(chunk.collection_id);
   if (t == touched_.end() || t->second.empty()) return;
-  if (!chunk.deletes.empty()) {
-    std::set<std::string> newer;  // touched after g, in any partition
+  // A chunk of the whole collection (no partition named) and a delete match a key touched in
+  // any partition: the stream names the partition of every insert.
+  std::set<std::string> anywhere;
+  if (chunk.partition.empty() || !chunk.deletes.empty()) {
     for (const auto& [pk, ts] : t->second) {
-      if (ts > chunk.g) newer.insert(pk.second);
+      if (ts > chunk.g) anywhere.insert(pk.second);
     }
-    std::erase_if(chunk.deletes, [&](const target::PkValue& k) { return newer.count(GateKey(k)) > 0; });
   }
+  std::erase_if(chunk.deletes, [&](const target::PkValue& k) { return anywhere.count(GateKey(k)) > 0; });
   std::vector<bool> keep(chunk.rows.keys.size(), true);
   bool dropped = false;
   for (size_t i = 0; i < chunk.rows.keys.size(); ++i) {
     const std::string key = GateKey(chunk.rows.keys[i]);
-    for (const std::string& part : {chunk.partition, std::string()}) {
-      auto it = t->second.find({part, key});
-      if (it != t->second.end() && it->second > chunk.g) keep[i] = false;
+    if (chunk.partition.empty()) {
+      keep[i] = anywhere.count(key) == 0;
+    } else {
+      for (const std::string& part : {chunk.partition, std::string()}) {
+        auto it = t->second.find({part, key});
+        if (it != t->second.end() && it->second > chunk.g) keep[i] = false;
+      }
     }
     dropped = dropped || !keep[i];
   }

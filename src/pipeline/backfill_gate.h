@@ -71,8 +71,9 @@ class BackfillGate {
     uint64_t g;
   };
   void CloseLocked(uint64_t window);
-  // Removes the rows of `chunk` whose (partition, key) or ("", key) was touched after its g,
-  // and the deletes of keys touched after g in any partition.
+  // Removes the rows of `chunk` whose (partition, key) or ("", key) was touched after its g
+  // (any partition for a chunk that names none), and the deletes of keys touched after g in
+  // any partition.
   void FilterLocked(BackfillChunk& chunk) const;
 
   const size_t max_queued_bytes_;

@@ -1,6 +1,8 @@
 #include "pipeline/task_pipeline.h"
 
 #include <chrono>
+#include <condition_variable>
+#include <memory>
 #include <optional>
 #include <set>
 
@@ -86,6 +88,40 @@ class TaskPipeline : public Pipeline {
     std::lock_guard<std::mutex> lock(mu_);
     if (!backfill_) return Unavailable("the task is starting; request the backfill again in a moment");
     return backfill_->Request(collections);
+  }
+
+  // Waits for the engine's answer outside the lock, watching that the engine is still the one
+  // asked (it goes with the pipeline thread, which then never answers).
+  Status RepairKeys(const std::string& db, const std::string& name,
+                    const std::vector<std::variant<int64_t, std::string>>& keys,
+                    const std::atomic<bool>& cancel) override {
+    struct Answer {
+      std::mutex mu;
+      std::condition_variable cv;
+      std::optional<Status> status;
+    };
+    auto answer = std::make_shared<Answer>();
+    BackfillEngine* engine = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!backfill_) return Unavailable("the task is starting; ask again in a moment");
+      engine = backfill_;
+      ASSIGN_OR_RETURN(int64_t id, engine->IdOf(db, name));
+      engine->RepairKeys(id, std::vector<target::PkValue>(keys.begin(), keys.end()), [answer](const Status& st) {
+        std::lock_guard<std::mutex> lock(answer->mu);
+        answer->status = st;
+        answer->cv.notify_all();
+      });
+    }
+    std::unique_lock<std::mutex> lock(answer->mu);
+    while (!answer->status) {
+      answer->cv.wait_for(lock, std::chrono::milliseconds(200));
+      if (answer->status) break;
+      if (cancel) return Unavailable("the repair was stopped");
+      std::lock_guard<std::mutex> pipeline(mu_);
+      if (backfill_ != engine) return Unavailable("the task stopped during the repair");
+    }
+    return *answer->status;
   }
 
  private:

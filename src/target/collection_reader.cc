@@ -91,7 +91,9 @@ StatusOr<Page> CollectionReader::ReadKeys(const std::vector<PkValue>& keys, cons
   std::string expr = pk_field_ + " in [";
   for (size_t i = 0; i < keys.size(); ++i) expr += (i ? "," : "") + PkLiteral(keys[i]);
   expr += "]";
-  return Query(expr, static_cast<int64_t>(std::min<size_t>(keys.size(), kMaxPageRows)), options);
+  // No limit: the list bounds the answer, and Milvus 2.3 counts every copy of a duplicated key
+  // against a limit, so `limit = keys.size()` drops keys when some are duplicated.
+  return Query(expr, 0, options);
 }
 
 StatusOr<int64_t> CollectionReader::Count(const std::optional<PkValue>& after, const std::optional<PkValue>& upto,

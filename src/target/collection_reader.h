@@ -50,9 +50,13 @@ class CollectionReader {
                    bool varchar_pk);
 
   // Rows with after < pk <= upto (either bound optional), at most `limit`, in key order.
+  // limit 0: no limit, every row of the range (only for ranges known to be small). Milvus 2.3
+  // counts each copy of a duplicated key against a limit, so a page of a collection with
+  // duplicate keys can come back short and, with several shards, skip keys below its last one.
+  // A range's count(*) equal to the page's size proves the page complete.
   StatusOr<Page> ReadRange(const std::optional<PkValue>& after, const std::optional<PkValue>& upto, int64_t limit,
                            const ReadOptions& options) const;
-  // The rows of these keys (those that exist), in key order.
+  // The rows of these keys (those that exist, one row per key), in key order.
   StatusOr<Page> ReadKeys(const std::vector<PkValue>& keys, const ReadOptions& options) const;
   // count(*) of the rows with after < pk <= upto (Strong, or at options.guarantee_ts).
   StatusOr<int64_t> Count(const std::optional<PkValue>& after, const std::optional<PkValue>& upto,

@@ -40,6 +40,7 @@ StatusOr<uint64_t> SourceReader::AllocTimestamp() {
   grpc::Status call = client_->stub()->AllocTimestamp(ctx.get(), req, &resp);  // before reading resp.status()
   Status st = client_->CheckCall(call, resp.status(), "AllocTimestamp");
   if (!st.ok()) return Status(st.code(), "the source Milvus: " + st.message());
+  if (resp.timestamp() == 0) return Internal("AllocTimestamp on the source Milvus " + client_->endpoint() + " returned no timestamp");
   return resp.timestamp();
 }
 

@@ -1,9 +1,10 @@
 // SourceReader: reads the source Milvus through its own API (sourceConfig.milvus), for what its
 // etcd does not hold right: Milvus 2.3 persists a collection's properties one AlterCollection
-// late, while DescribeCollection answers the current ones. Owns nothing; the MilvusClient
-// outlives it. Thread-safe as MilvusClient is.
+// late, while DescribeCollection answers the current ones; and for source timestamps (verify,
+// backfill). Owns nothing; the MilvusClient outlives it. Thread-safe as MilvusClient is.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,9 +22,11 @@ class SourceReader {
   // Unavailable (naming the source Milvus) when it cannot be asked.
   StatusOr<std::vector<std::pair<std::string, std::string>>> CollectionProperties(const std::string& db,
                                                                                 const std::string& name);
-  // A fresh source timestamp (AllocTimestamp): later than every change the source has written.
-  StatusOr<uint64_t> AllocTimestamp();
   MilvusClient* client() const { return client_; }
+
+  // A fresh hybrid timestamp from the source's TSO (the AllocTimestamp RPC, Milvus 2.3+): every
+  // change the source acknowledged before the call has a smaller timestamp.
+  StatusOr<uint64_t> AllocTimestamp();
 
  private:
   MilvusClient* const client_;

@@ -39,4 +39,28 @@ void FillLag(std::vector<ChannelProgress>* channels, int64_t now_ms) {
   }
 }
 
+Status ValidateVerifyOptions(const TaskSpec& spec, const VerifyOptions& options) {
+  if (options.level != "count" && options.level != "keys" && options.level != "rows") {
+    return InvalidArgument("level must be one of count, keys, rows; got '" + options.level + "'");
+  }
+  if (options.repair && options.level == "count") {
+    return InvalidArgument("repair needs the keys or rows level: the count level does not know which keys differ");
+  }
+  for (size_t i = 0; i < options.collections.size(); ++i) {
+    const auto& [db_in, name] = options.collections[i];
+    const std::string where = "collections[" + std::to_string(i) + "]";
+    if (name.empty()) return InvalidArgument(where + ".name is empty: name the collection to verify");
+    if (name == "*" || db_in == "*") {
+      return InvalidArgument(where + ": name one collection, not `*`; leave `collections` out to verify the task's "
+                             "whole scope");
+    }
+    const std::string db = db_in.empty() ? "default" : db_in;
+    if (!spec.CollectionInScope(db, name)) {
+      return InvalidArgument("the collection " + db + "." + name + " is not in the scope of the task, task_id: " +
+                             spec.task_id);
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace cdc

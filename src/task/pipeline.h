@@ -7,6 +7,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <atomic>
+#include <variant>
 #include <string>
 #include <vector>
 
@@ -52,9 +54,14 @@ struct PipelineProgress {
 // A verify run: options in, report out (JSON as `verify` answers and get shows it).
 struct VerifyOptions {
   std::vector<std::pair<std::string, std::string>> collections;  // (db, name); empty: the task's scope
-  std::string level = "keys";                                     // count, keys, rows
+  std::string level = "rows";                                     // count, keys, rows
   bool repair = false;
 };
+
+// InvalidArgument naming the problem: a level other than count/keys/rows, repair at the count
+// level, an empty or `*` collection name, a collection outside the task's scope (db empty
+// means "default").
+Status ValidateVerifyOptions(const TaskSpec& spec, const VerifyOptions& options);
 
 // The source change a task could not apply: what paused it, shown by get until a resume.
 struct FailedChange {
@@ -92,6 +99,14 @@ class Pipeline {
   virtual Status RequestBackfill(const std::vector<std::pair<std::string, std::string>>& collections) {
     (void)collections;
     return Unimplemented("backfill is not supported by this pipeline");
+  }
+  // Re-copies these keys of a source collection through the backfill path (deleting on the
+  // target those the source does not hold); blocks until the target acknowledged them, or
+  // `cancel` becomes true, or the pipeline stops.
+  virtual Status RepairKeys(const std::string& db, const std::string& name,
+                            const std::vector<std::variant<int64_t, std::string>>& keys, const std::atomic<bool>& cancel) {
+    (void)db, (void)name, (void)keys, (void)cancel;
+    return Unimplemented("repair is not supported by this pipeline");
   }
   // Starts a verify run (one at a time per task); its report is VerifyReport().
   virtual Status StartVerify(const VerifyOptions& options) {

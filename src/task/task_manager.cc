@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <random>
+#include <thread>
 
 #include "store/backfill_state.h"
 #include "store/checkpoint.h"
@@ -192,6 +193,8 @@ Status TaskManager::Delete(const std::string& task_id, bool ignore_not_found) {
   metrics_->Set("milvus_cdc_task_state", {{"task_id", task_id}}, -1);
   metrics_->Remove("milvus_cdc_task_lag_ms", "task_id", task_id);
   metrics_->Remove("milvus_cdc_pack_latency_ms", "task_id", task_id);
+  metrics_->Remove("milvus_cdc_verify_rows_compared_total", "task_id", task_id);
+  metrics_->Remove("milvus_cdc_verify_differences", "task_id", task_id);
   lag_series_.erase(task_id);
   UpdateMetricsLocked();
   GetLogger("task")->info("task {} deleted", task_id);
@@ -291,7 +294,44 @@ StatusOr<TaskView> TaskManager::Get(const std::string& task_id) {
   if (!it->second.record.failed_change_json.empty()) {
     v.failed_change = FailedChangeFromJson(it->second.record.failed_change_json);
   }
+  v.verify = VerifyReportLocked(it->second);
   return v;
+}
+
+nlohmann::json TaskManager::VerifyReportLocked(const Entry& e) const {
+  nlohmann::json report = e.pipeline ? e.pipeline->VerifyReport() : nlohmann::json();
+  return report.is_null() ? e.last_verify : report;
+}
+
+StatusOr<nlohmann::json> TaskManager::Verify(const std::string& task_id, const VerifyOptions& options,
+                                             std::chrono::milliseconds wait) {
+  if (task_id.empty()) return InvalidArgument("task_id is empty");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tasks_.find(task_id);
+    if (it == tasks_.end()) return NotFound("not found the task, task_id: " + task_id);
+    Entry& e = it->second;
+    RETURN_IF_ERROR(ValidateVerifyOptions(e.spec, options));
+    if (e.record.state != TaskState::kRunning || !e.pipeline) {
+      return FailedPrecondition(std::string("the task is not running (state ") + TaskStateName(e.record.state) +
+                                "): resume it, or run `milvus-cdc verify` offline, task_id: " + task_id);
+    }
+    RETURN_IF_ERROR(e.pipeline->StartVerify(options));
+  }
+  // Wait for the run without holding the lock: other requests (and a pause) go on meanwhile.
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    nlohmann::json report;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = tasks_.find(task_id);
+      if (it == tasks_.end()) return NotFound("the task was deleted during the verify run, task_id: " + task_id);
+      report = VerifyReportLocked(it->second);
+    }
+    const bool running = report.is_object() && report.value("state", "") == "running";
+    if (!running || std::chrono::steady_clock::now() >= deadline) return report;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 PipelineProgress TaskManager::ProgressLocked(const Entry& e) const {
@@ -376,6 +416,9 @@ Status TaskManager::StartPipelineLocked(Entry& e) {
 void TaskManager::StopPipelineLocked(Entry& e) {
   if (!e.pipeline) return;
   e.pipeline->Stop();
+  // Keep the last verify report (a stopped run says so) for get, past the pipeline.
+  nlohmann::json report = e.pipeline->VerifyReport();
+  if (!report.is_null()) e.last_verify = std::move(report);
   e.pipeline.reset();
 }
 

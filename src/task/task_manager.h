@@ -5,6 +5,7 @@
 // waits on mu_).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -40,6 +41,7 @@ struct TaskView {
   std::string reason;
   PipelineProgress progress;  // Get only: live, or the stored checkpoints; lag filled in
   std::optional<FailedChange> failed_change;  // Get only: the change that paused the task
+  nlohmann::json verify;  // Get only: the current or last verify run (null when none)
 };
 
 class TaskManager {
@@ -71,6 +73,12 @@ class TaskManager {
   StatusOr<TaskView> Get(const std::string& task_id);
   std::vector<TaskView> List();
   StatusOr<std::vector<ChannelPosition>> Positions(const std::string& task_id);
+  // Starts a verify run on a running task's pipeline (options checked first: InvalidArgument
+  // naming the problem; FailedPrecondition for a task that is not running or a run already
+  // going), then waits up to `wait` for it to finish without holding the manager's lock.
+  // Returns the run's report: finished, or still running with its progress.
+  StatusOr<nlohmann::json> Verify(const std::string& task_id, const VerifyOptions& options,
+                                  std::chrono::milliseconds wait);
   // Sets milvus_cdc_task_lag_ms{task_id,channel} for every task and DML channel, from the
   // running pipeline or, for a paused task or one still starting, its stored checkpoints.
   void RefreshLagMetrics();
@@ -81,6 +89,7 @@ class TaskManager {
     TaskSpec spec;
     std::unique_ptr<Pipeline> pipeline;
     uint64_t generation = 0;  // bumps on every pipeline start; stale failures are ignored
+    nlohmann::json last_verify;  // the last verify report of a pipeline that has been stopped
   };
 
   Status StartPipelineLocked(Entry& e);
@@ -89,6 +98,7 @@ class TaskManager {
   Status PersistLocked(Entry& e, TaskState state, const std::string& reason,
                        const std::optional<FailedChange>& change = std::nullopt);
   TaskView ViewLocked(const Entry& e) const;
+  nlohmann::json VerifyReportLocked(const Entry& e) const;
   PipelineProgress ProgressLocked(const Entry& e) const;
   void UpdateMetricsLocked();
   void OnPipelineFailure(const std::string& task_id, uint64_t generation, const std::string& reason,

@@ -245,7 +245,7 @@ def test_request_level_errors(server):
         ("[1, 2]", "the body must be a JSON object"),
         ('{"request_type": 7}', "'request_type' expected type 'string', got 'int'"),
         ('{"request_type": "get", "request_data": []}', "'request_data' expected type 'object', got 'array'"),
-        ('{"request_type": "explode"}', "invalid 'request_type' param, can be set [backfill create delete get list maintenance pause position resume skip]"),
+        ('{"request_type": "explode"}', "invalid 'request_type' param, can be set [backfill create delete get list maintenance pause position resume skip verify]"),
         ('{"request_type": "get", "request_data": {"task_id": 5}}', "fail to decode the get request, error: 'task_id' expected type 'string'"),
     ]:
         status, text = server.raw("POST", "/cdc", body)

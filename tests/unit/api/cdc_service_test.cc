@@ -148,7 +148,7 @@ TEST_F(CdcServiceTest, RequestTypeOfWrongType) {
 
 TEST_F(CdcServiceTest, UnknownRequestTypeListsTheTypes) {
   const json expected = json::parse(R"({"code":400,
-    "message":"invalid 'request_type' param, can be set [backfill create delete get list maintenance pause position resume skip]"})");
+    "message":"invalid 'request_type' param, can be set [backfill create delete get list maintenance pause position resume skip verify]"})");
   EXPECT_EQ(Post(Req("nope")), expected);
   EXPECT_EQ(Post(Req("LIST")), expected) << "request_type is case-sensitive";
   EXPECT_EQ(Post(json::object()), expected);
@@ -777,6 +777,114 @@ TEST_F(CdcServiceTest, GetShowsTheFailedChangeAndMissingUsersListDoesNot) {
 
   ASSERT_EQ(Post(Req("resume", {{"task_id", id}}))["code"], 200);
   EXPECT_FALSE(Post(Req("get", {{"task_id", id}}))["data"]["task"].contains("failed_change"));
+}
+
+// ---------------- verify ----------------
+
+json DoneReport() {
+  return json::parse(R"({"state": "done", "equal": true, "level": "rows", "repair": false,
+      "collections": [{"db": "default", "name": "a", "target_db": "default", "target_name": "a", "equal": true,
+      "source_rows": 3, "target_rows": 3, "missing": 0, "extra": 0, "different": 0, "sample_keys": []}]})");
+}
+
+TEST_F(CdcServiceTest, VerifyStartsARunAndAnswersItsReport) {
+  const std::string id = CreateTask();
+  pipelines_.SetVerify(Status::Ok(), DoneReport());
+  json r = Post(Req("verify", {{"task_id", id}, {"level", "rows"}, {"collections", {{{"db", "default"}, {"name", "a"}},
+                                                                                   {{"name", "b"}}}}}));
+  EXPECT_EQ(r, json({{"code", 200}, {"data", {{"verify", DoneReport()}}}}));
+  auto options = pipelines_.LastVerify();
+  ASSERT_TRUE(options.has_value());
+  EXPECT_EQ(options->level, "rows");
+  EXPECT_FALSE(options->repair);
+  EXPECT_EQ(options->collections,
+            (std::vector<std::pair<std::string, std::string>>{{"default", "a"}, {"", "b"}}));
+  EXPECT_EQ(Post(Req("get", {{"task_id", id}}))["data"]["task"]["verify"], DoneReport()) << "get shows the last run";
+  EXPECT_FALSE(Post(Req("list"))["data"]["tasks"][0].contains("verify"));
+
+  Post(Req("verify", {{"task_id", id}}));
+  EXPECT_EQ(pipelines_.LastVerify()->level, "rows") << "the default level";
+  EXPECT_TRUE(pipelines_.LastVerify()->collections.empty()) << "the task's whole scope";
+}
+
+TEST_F(CdcServiceTest, VerifyLongerThanTheWaitAnswersRunningAndGetShowsTheRest) {
+  const std::string id = CreateTask();
+  json running = {{"state", "running"}, {"level", "keys"}, {"rows_compared", 123}, {"current", "default.a"}};
+  pipelines_.SetVerify(Status::Ok(), running);
+  auto started = std::chrono::steady_clock::now();
+  json r = Post(Req("verify", {{"task_id", id}, {"wait_s", 0.3}}));
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(300)) << "it waited";
+  EXPECT_EQ(r["data"]["verify"], running) << r.dump();
+
+  // A run that finishes during the wait is answered as soon as it does.
+  std::thread finisher([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    pipelines_.SetVerifyReport(DoneReport());
+  });
+  started = std::chrono::steady_clock::now();
+  r = Post(Req("verify", {{"task_id", id}, {"wait_s", 10}}));
+  finisher.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  EXPECT_EQ(r["data"]["verify"]["state"], "done") << r.dump();
+
+  // The last report outlives a pause (the pipeline that ran it is gone).
+  ASSERT_EQ(Post(Req("pause", {{"task_id", id}}))["code"], 200);
+  EXPECT_EQ(Post(Req("get", {{"task_id", id}}))["data"]["task"]["verify"], DoneReport());
+}
+
+TEST_F(CdcServiceTest, VerifyErrors) {
+  const std::string id = CreateTask("a");
+  pipelines_.SetVerify(Status::Ok(), DoneReport());
+  const std::pair<json, std::string> refused[] = {
+      {Req("verify", {{"task_id", "nope"}}), "not found the task, task_id: nope"},
+      {Req("verify", json::object()), "task_id is empty"},
+      {Req("verify", {{"task_id", id}, {"level", "deep"}}), "level must be one of count, keys, rows; got 'deep'"},
+      {Req("verify", {{"task_id", id}, {"collections", {{{"name", "b"}}}}}),
+       "the collection default.b is not in the scope of the task, task_id: " + id},
+      {Req("verify", {{"task_id", id}, {"collections", {{{"db", "db1"}, {"name", "a"}}}}}),
+       "the collection db1.a is not in the scope of the task, task_id: " + id},
+      {Req("verify", {{"task_id", id}, {"collections", {{{"db", "default"}}}}}),
+       "collections[0].name is empty: name the collection to verify"},
+      {Req("verify", {{"task_id", id}, {"level", "count"}, {"repair", true}}),
+       "repair needs the keys or rows level: the count level does not know which keys differ"},
+  };
+  for (const auto& [request, message] : refused) EXPECT_EQ(Post(request), Refused("verify", message)) << request.dump();
+  EXPECT_EQ(pipelines_.VerifyStarts(), 0) << "nothing started";
+
+  const std::pair<json, std::string> undecodable[] = {
+      {Req("verify", {{"task_id", id}, {"level", 3}}), "'level' expected type 'string', got 'int'"},
+      {Req("verify", {{"task_id", id}, {"repair", "yes"}}), "'repair' expected type 'bool', got 'string'"},
+      {Req("verify", {{"task_id", id}, {"collections", "a"}}), "'collections' expected type 'array', got 'string'"},
+      {Req("verify", {{"task_id", id}, {"collections", {"a"}}}), "'collections[0]' expected type 'object', got 'string'"},
+      {Req("verify", {{"task_id", id}, {"collections", {{{"name", 1}}}}}),
+       "'collections[0].name' expected type 'string', got 'int'"},
+      {Req("verify", {{"task_id", id}, {"wait_s", "5"}}), "'wait_s' expected type 'number', got 'string'"},
+      {Req("verify", {{"task_id", 5}}), "'task_id' expected type 'string', got 'int'"},
+  };
+  for (const auto& [request, message] : undecodable) {
+    json r = Post(request);
+    EXPECT_EQ(r["code"], 400) << request.dump();
+    EXPECT_EQ(r.value("message", ""), "fail to decode the verify request, error: " + message) << request.dump();
+  }
+  json r = Post(Req("verify", {{"task_id", id}, {"wait_s", 40}}));
+  EXPECT_EQ(r["code"], 400);
+  EXPECT_NE(r.value("message", "").find("wait_s must be between 0 and 25 seconds"), std::string::npos) << r.dump();
+
+  // What the pipeline refuses (a run going, repair not available) comes back as a 400 naming it.
+  pipelines_.SetVerify(FailedPrecondition("a verify run is already going for task " + id), DoneReport());
+  EXPECT_EQ(Post(Req("verify", {{"task_id", id}})), Refused("verify", "a verify run is already going for task " + id));
+
+  ASSERT_EQ(Post(Req("pause", {{"task_id", id}}))["code"], 200);
+  EXPECT_EQ(Post(Req("verify", {{"task_id", id}})),
+            Refused("verify", "the task is not running (state Paused): resume it, or run `milvus-cdc verify` "
+                              "offline, task_id: " + id));
+}
+
+TEST_F(CdcServiceTest, VerifyOnAPipelineWithoutItIsAServerError) {
+  const std::string id = CreateTask();
+  json r = Post(Req("verify", {{"task_id", id}}));
+  EXPECT_EQ(r["code"], 500) << r.dump();
+  EXPECT_EQ(r["message"], "fail to handle the verify request, error: verify is not supported by this pipeline");
 }
 
 }  // namespace

@@ -94,6 +94,36 @@ TEST(BackfillGateTest, PartitionsAndDeletesOfEveryPartition) {
   EXPECT_EQ(KeysOf(ready[0]), (std::vector<int64_t>{1}));
 }
 
+TEST(BackfillGateTest, AChunkOfTheWholeCollectionMatchesEveryPartition) {
+  // A one-partition collection is copied without naming it; the stream names _default.
+  BackfillGate gate;
+  std::atomic<bool> stop{false};
+  const uint64_t w = gate.OpenWindow(7, 100);
+  gate.Touch(7, "_default", {GateKey(target::PkValue(int64_t{1}))}, 150);
+  gate.Touch(7, "_default", {GateKey(target::PkValue(int64_t{2}))}, 50);
+  ASSERT_TRUE(gate.Submit(Chunk(w, 100, 120, {1, 2, 3}), stop));
+  gate.Applied("ch0", 120);
+  gate.Applied("ch1", 120);
+  auto ready = gate.TakeReady(TwoChannels);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(KeysOf(ready[0]), (std::vector<int64_t>{2, 3}));
+}
+
+TEST(BackfillGateTest, RepairDeletesSkipKeysTheStreamWroteMeanwhile) {
+  BackfillGate gate;
+  std::atomic<bool> stop{false};
+  const uint64_t w = gate.OpenWindow(7, 100);
+  gate.Touch(7, "p2", {GateKey(target::PkValue(std::string("b")))}, 150);  // re-inserted on the source
+  BackfillChunk c = Chunk(w, 100, 120, {});
+  c.deletes = {target::PkValue(std::string("a")), target::PkValue(std::string("b"))};
+  ASSERT_TRUE(gate.Submit(std::move(c), stop));
+  gate.Applied("ch0", 120);
+  gate.Applied("ch1", 120);
+  auto ready = gate.TakeReady(TwoChannels);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0].deletes, (std::vector<target::PkValue>{target::PkValue(std::string("a"))}));
+}
+
 TEST(BackfillGateTest, ChunksAndMarkersLeaveInOrder) {
   BackfillGate gate;
   std::atomic<bool> stop{false};

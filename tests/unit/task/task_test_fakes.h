@@ -152,6 +152,27 @@ class FakePipelineFactory : public PipelineFactory {
     std::lock_guard<std::mutex> lock(mu_);
     progress_ = std::move(progress);
   }
+  // StartVerify answers `start`; once it succeeded, VerifyReport answers `report` (until
+  // SetVerifyReport changes it). The default: Unimplemented, as the Pipeline interface.
+  void SetVerify(Status start, nlohmann::json report) {
+    std::lock_guard<std::mutex> lock(mu_);
+    verify_start_ = std::move(start);
+    verify_next_report_ = std::move(report);
+    verify_set_ = true;
+  }
+  void SetVerifyReport(nlohmann::json report) {
+    std::lock_guard<std::mutex> lock(mu_);
+    verify_report_ = std::move(report);
+  }
+  // The options of the last StartVerify, and how many there were.
+  std::optional<VerifyOptions> LastVerify() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_verify_;
+  }
+  int VerifyStarts() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return verify_starts_;
+  }
 
   Counts CountsFor(const std::string& task_id) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -210,6 +231,18 @@ class FakePipelineFactory : public PipelineFactory {
       std::lock_guard<std::mutex> lock(factory_->mu_);
       return factory_->progress_;
     }
+    Status StartVerify(const VerifyOptions& options) override {
+      std::lock_guard<std::mutex> lock(factory_->mu_);
+      if (!factory_->verify_set_) return Pipeline::StartVerify(options);
+      factory_->last_verify_ = options;
+      factory_->verify_starts_++;
+      if (factory_->verify_start_.ok()) factory_->verify_report_ = factory_->verify_next_report_;
+      return factory_->verify_start_;
+    }
+    nlohmann::json VerifyReport() const override {
+      std::lock_guard<std::mutex> lock(factory_->mu_);
+      return factory_->verify_report_;
+    }
 
    private:
     FakePipelineFactory* factory_;
@@ -239,6 +272,12 @@ class FakePipelineFactory : public PipelineFactory {
   bool return_null_ = false;
   std::string note_;
   PipelineProgress progress_;
+  bool verify_set_ = false;
+  Status verify_start_;
+  nlohmann::json verify_next_report_;
+  nlohmann::json verify_report_;
+  std::optional<VerifyOptions> last_verify_;
+  int verify_starts_ = 0;
 };
 
 // A TargetChecker that answers `result` and counts calls. Thread-safe.
