@@ -12,6 +12,10 @@ Phases, each with its own collection (dropped afterwards so memory does not pile
   half    inserts into SOURCE at half the live phase's replicated rate: lag percentiles.
   direct_half  inserts straight into TARGET at that same rate: TARGET's own insert-to-visible
           latency, the part of the lag that is not milvus-cdc's.
+  backfill  `--backfill-rows` rows written to SOURCE before a task exists, then copied by a task
+          created with "backfill": true (nothing else writes): copy rows/s against `direct`'s
+          TARGET insert ceiling, milvus-cdc's peak RSS while copying; then `verify` of the copy
+          at the keys and rows levels: rows compared per second.
 
 Lag = time from SOURCE acknowledging a marker row's batch to the row answering a query by
 primary key on TARGET. Writes the result JSON (with the per-second series and every marker)
@@ -34,13 +38,16 @@ from probes import CdcProcess, MarkerPoller, Sampler, machine_info
 REPO = Path(__file__).resolve().parents[1]
 BED_KEYS = ("ETCD_ENDPOINTS", "KAFKA_BROKERS", "SOURCE_MILVUS_URI", "TARGET_MILVUS_URI", "SOURCE_ETCD_ROOT",
             "SOURCE_META_SUBPATH", "SOURCE_REPLICATE_CHANNEL", "TESTBED_RUN_DIR")
-PHASES = ("direct", "live", "drain", "half", "direct_half")
+PHASES = ("direct", "live", "drain", "half", "direct_half", "backfill")
 
 TARGETS = {  # issue 6
     "throughput_ratio": 0.9,       # replicated rows/s >= 0.9 x TARGET direct-insert rows/s
     "lag_p99_half_s": 1.0,         # lag p99 at half of the maximum rate
     "cpu_pct_per_10k": 10.0,       # % of one core per 10 000 rows/s
     "rss_mb": 64.0,                # peak RSS with one running task
+    "backfill_ratio": 0.8,         # issue 14: backfill rows/s >= 0.8 x TARGET direct-insert rows/s
+    "backfill_rss_mb": 128.0,      # peak RSS while copying
+    "verify_keys_rows_per_s": 50000.0,
 }
 
 
@@ -206,6 +213,59 @@ class Bench:
                                "rate": rate, "rows": writer.acked_rows, "behind_schedule_max_s": writer.behind_s,
                                "caught_up": t_done, "rows_on_target": rows_on_target}
 
+    def phase_backfill(self):
+        a = self.args
+        name = f"bench_backfill_{self.suffix}"
+        coll = Collection(name, bench_schema(a.dim), using="source", shards_num=a.shards)
+        log(f"backfill: writing {a.backfill_rows} rows into SOURCE {name} (no task covers it yet)")
+        pk, n = self.next_pk, 0
+        while pk - self.next_pk < a.backfill_rows:
+            self.source_ins.insert(self.batches.request(name, pk, n))
+            pk += self.batches.batch
+            n += 1
+        rows = pk - self.next_pk
+        self.next_pk = pk
+        coll.flush(timeout=600)
+        self.index_and_load(name, "source")
+        self.sampler.phase = "backfill"
+        self.sampler.writer = None
+        self.sampler.take()
+        t0 = time.monotonic()
+        task = self.cdc.post("create", {
+            "milvus_connect_param": {"uri": self.bed["TARGET_MILVUS_URI"], "connect_timeout": 10},
+            "db_collections": {"default": [{"name": name}]}, "backfill": True})["task_id"]
+        log(f"backfill: task {task} created with backfill; copying {rows} rows")
+
+        def progress():
+            b = self.cdc.post("get", {"task_id": task})["task"].get("backfill_progress", [])
+            if b and b[0]["state"] == "failed":
+                raise RuntimeError(f"backfill failed: {b[0]}")
+            return b[0] if b and b[0]["state"] == "done" else None
+        done = wait_until(progress, 1800, "the backfill to finish", interval=0.25)
+        t1 = time.monotonic()
+        self.sampler.take()
+        log(f"backfill: {done['rows_copied']} rows copied in {t1 - t0:.1f} s")
+        self.index_and_load(name, "target")
+        rows_on_target = self.count_on_target(name)
+        verify = {}
+        for level in ("keys", "rows"):
+            v0 = time.monotonic()
+            report = self.cdc.post("verify", {"task_id": task, "level": level, "wait_s": 25}, timeout=60)["verify"]
+            while report["state"] == "running":
+                time.sleep(0.25)
+                report = self.cdc.post("get", {"task_id": task})["task"]["verify"]
+            v1 = time.monotonic()
+            c = report.get("collections", [{}])[0]
+            verify[level] = {"seconds": v1 - v0, "equal": report.get("equal"), "source_rows": c.get("source_rows"),
+                             "rows_per_s": (c.get("source_rows") or 0) / max(1e-9, v1 - v0)}
+            log(f"backfill: verify {level}: equal={report.get('equal')} in {v1 - v0:.1f} s")
+        self.cdc.post("delete", {"task_id": task})
+        self.drop(name, "source")
+        self.drop(name, "target")
+        self.phases["backfill"] = {"collection": name, "t_start": t0, "t_end": t1, "rows": rows,
+                                   "rows_copied": done["rows_copied"], "rows_on_target": rows_on_target,
+                                   "verify": verify}
+
     # -------------------------------------------------------------- run
     def run(self):
         a = self.args
@@ -214,9 +274,10 @@ class Bench:
         connections.connect(alias="markers", uri=self.bed["TARGET_MILVUS_URI"], timeout=60)
         self.cdc.start()
         log(f"milvus-cdc pid {self.cdc.pid} on port {self.cdc.port} ({self.cdc.binary})")
-        self.task_id = self.cdc.post("create", {
-            "milvus_connect_param": {"uri": self.bed["TARGET_MILVUS_URI"], "connect_timeout": 10},
-            "db_collections": {"*": [{"name": "*"}]}})["task_id"]
+        if set(a.phases) & {"live", "drain", "half"}:  # the backfill phase makes its own task
+            self.task_id = self.cdc.post("create", {
+                "milvus_connect_param": {"uri": self.bed["TARGET_MILVUS_URI"], "connect_timeout": 10},
+                "db_collections": {"*": [{"name": "*"}]}})["task_id"]
         bed_pids = {}
         for comp in ("milvus-source", "milvus-target", "kafka", "etcd"):
             try:
@@ -243,6 +304,8 @@ class Bench:
                 if not rate:
                     raise SystemExit("the direct_half phase needs the live phase or --half-rate")
                 self.phase_direct("direct_half", rate)
+            if "backfill" in a.phases:
+                self.phase_backfill()
         finally:
             self.markers.stop()
             self.sampler.take()
@@ -353,6 +416,14 @@ class Bench:
         peak_kb = max((x["cdc_hwm_kb"] or 0) for x in self.sampler.samples)
         out["cdc_peak_rss_mb"] = peak_kb / 1024.0
         out["cdc_rss_file_mb"] = (self.sampler.samples[-1]["cdc_file_kb"] or 0) / 1024.0
+        if "backfill" in self.phases:
+            p = self.phases["backfill"]
+            ss = [x for x in self.sampler.samples if p["t_start"] - 0.5 <= x["t"] <= p["t_end"] + 0.5]
+            secs = p["t_end"] - p["t_start"]
+            out["backfill"] = {"rows": p["rows"], "rows_copied": p["rows_copied"], "rows_on_target": p["rows_on_target"],
+                               "seconds": secs, "rows_per_s": p["rows_copied"] / secs,
+                               "max_rss_mb": max((x["cdc_rss_kb"] or 0) for x in ss) / 1024.0 if ss else None,
+                               "verify": p["verify"]}
         out["targets"] = self.check_targets(out)
         return out
 
@@ -377,6 +448,17 @@ class Bench:
             if v is not None:
                 t[f"cpu_pct_per_10k_{ph}"] = {"value": v, "target": f"<= {TARGETS['cpu_pct_per_10k']}",
                                               "met": v <= TARGETS["cpu_pct_per_10k"]}
+        if "backfill" in out:
+            b = out["backfill"]
+            if direct:
+                ratio = b["rows_per_s"] / direct
+                t["backfill_ratio"] = {"value": ratio, "target": f">= {TARGETS['backfill_ratio']}",
+                                       "met": ratio >= TARGETS["backfill_ratio"]}
+            t["backfill_rss_mb"] = {"value": b["max_rss_mb"], "target": f"<= {TARGETS['backfill_rss_mb']}",
+                                    "met": b["max_rss_mb"] <= TARGETS["backfill_rss_mb"]}
+            v = b["verify"]["keys"]["rows_per_s"]
+            t["verify_keys_rows_per_s"] = {"value": v, "target": f">= {TARGETS['verify_keys_rows_per_s']:.0f}",
+                                           "met": v >= TARGETS["verify_keys_rows_per_s"] and b["verify"]["keys"]["equal"]}
         v = out["cdc_peak_rss_mb"]
         t["peak_rss_mb"] = {"value": v, "target": f"<= {TARGETS['rss_mb']}", "met": v <= TARGETS["rss_mb"]}
         return t
@@ -405,6 +487,11 @@ def print_table(res):
               f"{fmt(r.get('cpu_s_per_million_rows'), digits=2):>16} {fmt(r.get('max_rss_mb'), digits=1):>15} "
               f"{fmt(r.get('machine_busy_pct'), '%'):>13}")
     print("(cdc CPU seconds per million rows = % of one core per 10 000 rows/s; machine busy: % of one core)")
+    if "backfill" in s:
+        b = s["backfill"]
+        print(f"backfill: {b['rows_copied']:,} rows copied in {b['seconds']:.1f} s = {b['rows_per_s']:,.0f} rows/s, "
+              f"milvus-cdc RSS max {b['max_rss_mb']:.1f} MB; verify " +
+              ", ".join(f"{lv} {v['rows_per_s']:,.0f} rows/s (equal {v['equal']})" for lv, v in b["verify"].items()))
     print(f"milvus-cdc peak RSS (VmHWM): {s['cdc_peak_rss_mb']:.1f} MB, of which shared libraries and binary "
           f"(RssFile) {s['cdc_rss_file_mb']:.1f} MB")
     for stage, v in s.get("half", {}).get("pack_latency_ms", {}).items():
@@ -435,6 +522,7 @@ def main():
     ap.add_argument("--cdc-binary", default=os.environ.get("CDC_BINARY", str(REPO / "build" / "milvus-cdc")))
     ap.add_argument("--out", required=True, help="result directory (result.json, cdc/ with the server log)")
     ap.add_argument("--keep", action="store_true", help="keep the bench collections")
+    ap.add_argument("--backfill-rows", type=int, default=1_000_000, help="rows copied by the backfill phase")
     args = ap.parse_args()
     args.phases = [p for p in args.phases.split(",") if p]
     unknown = set(args.phases) - set(PHASES)

@@ -93,6 +93,8 @@ class CdcProcess:
             "  kafka:",
             f"    address: {bed['KAFKA_BROKERS']}",
             f"  replicateChan: {bed['SOURCE_REPLICATE_CHANNEL']}",
+            "  milvus:",  # backfill and verify read the source through its API
+            f"    uri: {bed['SOURCE_MILVUS_URI']}",
             "retry:",
             "  retryTimes: 0",
             "  initBackOff: 1",

@@ -25,7 +25,8 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
-bash scripts/testbed.sh up --replica  # REPLICA (ttMsgEnabled=false) for the refusal test
+# REPLICA (ttMsgEnabled=false) for the refusal test; milvus-lite for the migration test
+bash scripts/testbed.sh up --replica --lite
 eval "$(bash scripts/testbed.sh env | sed 's/^/export /')"
 
 stamp "unit tests"  # after the bed: the Kafka reader's tests use its broker (KAFKA_BROKERS)

@@ -2,12 +2,15 @@
 # Local test bed for milvus-cdc: etcd, Kafka (KRaft) and two or three Milvus standalone
 # processes on 127.0.0.1, no containers. See docs/testbed.md.
 #
-#   scripts/testbed.sh up [--replica]   start (or reuse) the bed and wait until healthy
+#   scripts/testbed.sh up [--replica] [--lite]
+#                                       start (or reuse) the bed and wait until healthy; --replica
+#                                       adds REPLICA, --lite a milvus-lite 3.x server (a current-
+#                                       protocol target, docs/testbed.md)
 #   scripts/testbed.sh down             stop the processes this bed started (by PID), remove run data
 #   scripts/testbed.sh status           one line per component; exit 0 only if all started ones are healthy
 #   scripts/testbed.sh env              KEY=VALUE lines for tests and tools
 #
-# One component of a running bed (COMPONENT: etcd, kafka, source, target, replica); for fault tests:
+# One component of a running bed (COMPONENT: etcd, kafka, source, target, replica, lite); for fault tests:
 #   scripts/testbed.sh stop COMPONENT [--kill]     SIGTERM with the usual grace, then SIGKILL
 #                                                  (--kill: SIGKILL at once). Data and config stay.
 #   scripts/testbed.sh start COMPONENT             start it again on its data and config; waits until healthy
@@ -24,6 +27,7 @@
 #   TESTBED_KAFKA_VERSION   Kafka jars from Maven Central (default 3.9.1)
 #   TESTBED_MILVUS_STOP_TIMEOUT  SIGTERM grace for Milvus before SIGKILL (default 15)
 #   TESTBED_TIME_TICK_MS    Milvus proxy.timeTickInterval of a new bed (default 500; Milvus's own is 200)
+#   TESTBED_LITE            1: `up` also starts milvus-lite, as --lite does
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,6 +45,7 @@ MARKER=.milvus-cdc-testbed   # only a run dir holding this file is ever deleted
 ETCD_PORT=$((23790 + OFF));  ETCD_PEER_PORT=$((23800 + OFF))
 KAFKA_PORT=$((19092 + OFF)); KAFKA_CTRL_PORT=$((19093 + OFF))
 CDC_PORT=$((8444 + OFF))
+LITE_PORT=$((19830 + OFF))   # milvus-lite (optional): one gRPC port, nothing else
 # Milvus instances: name, port shift (+100 per instance), etcd root = channel prefix, ttMsgEnabled.
 # rootCoord uses 22100 (+shift), not Milvus's default 53100: 53100-53300 lie in Linux's ephemeral
 # range (32768-60999) and an outgoing connection grabbed one during a test start. Keep every port
@@ -70,6 +75,13 @@ venv_dir() { # keyed by the requirements file and the interpreter version
   echo "$CACHE/venv-$key"
 }
 PY=$(venv_dir)/bin/python
+lite_venv_dir() { # the milvus-lite venv, keyed the same way by its own requirements file
+  local key
+  key=$( { cat "$REPO/testbed/requirements-lite.txt"; python3 -c 'import sys; print(sys.version)'; } \
+         | sha256sum | cut -c1-12)
+  echo "$CACHE/venv-lite-$key"
+}
+LITE_PY=$(lite_venv_dir)/bin/python
 
 pid_of() { cat "$RUN/$1/pid" 2>/dev/null || true; }
 
@@ -183,6 +195,22 @@ ensure_venv() {
   "$v/bin/python" -m pip install -q --disable-pip-version-check -r "$REPO/testbed/requirements.txt"
   "$v/bin/python" -W ignore -c 'import pymilvus, confluent_kafka, yaml, pytest' \
     || die "venv $v: imports failed"
+  touch "$v/.complete"
+}
+
+# milvus-lite needs Python >= 3.10 and a current pymilvus, so it gets a venv of its own
+ensure_lite_venv() {
+  local v; v=$(lite_venv_dir)
+  [[ -f "$v/.complete" ]] && return 0
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+    || die "milvus-lite needs Python >= 3.10 (python3 is $(python3 -V 2>&1))"
+  log "creating the milvus-lite venv $v"
+  rm -rf "$v"
+  python3 -m venv "$v"
+  "$v/bin/python" -m pip install -q --disable-pip-version-check -r "$REPO/testbed/requirements-lite.txt"
+  "$v/bin/python" -W ignore -c 'import milvus_lite, pymilvus.grpc_gen.milvus_pb2_grpc' \
+    || die "venv $v: imports failed"
+  [[ -x "$v/bin/milvus-lite" ]] || die "venv $v: no milvus-lite command"
   touch "$v/.complete"
 }
 
@@ -321,6 +349,22 @@ start_milvus() {
   wait_for "$comp /healthz" "$HEALTH_TIMEOUT" "$comp" milvus_healthy "$name"
 }
 
+# ---------------------------------------------------------------- milvus-lite (optional target)
+# Health: the gRPC CheckHealth answer (testbed/grpc_health.py), not just an open port.
+lite_healthy() { "$LITE_PY" "$REPO/testbed/grpc_health.py" "127.0.0.1:$LITE_PORT"; }
+start_lite() {
+  if is_running milvus-lite; then
+    log "milvus-lite: reusing pid $(pid_of milvus-lite)"; wait_for "milvus-lite CheckHealth" 60 milvus-lite lite_healthy; return
+  fi
+  check_ports_free milvus-lite "$LITE_PORT"
+  mkdir -p "$RUN/milvus-lite"
+  # --host: the default is 0.0.0.0. SIGTERM ends it at once (Python's default); its WAL keeps the data.
+  start_bg milvus-lite env -i PATH=/usr/bin:/bin HOME="$RUN/milvus-lite" PYTHONUNBUFFERED=1 \
+    "$(lite_venv_dir)/bin/milvus-lite" server --data-dir "$RUN/milvus-lite/data" \
+    --host 127.0.0.1 --port "$LITE_PORT"
+  wait_for "milvus-lite CheckHealth" 60 milvus-lite lite_healthy
+}
+
 # ---------------------------------------------------------------- CDC config
 write_cdc_config() {
   mkdir -p "$RUN/cdc"
@@ -351,20 +395,22 @@ EOF
 # ---------------------------------------------------------------- commands
 any_running() {
   local c
-  for c in etcd kafka milvus-source milvus-target milvus-replica; do is_running "$c" && return 0; done
+  for c in etcd kafka milvus-source milvus-target milvus-replica milvus-lite; do is_running "$c" && return 0; done
   return 1
 }
 
 cmd_up() {
-  local replica=0
+  local replica=0 lite=0
+  [[ ${TESTBED_LITE:-} == 1 ]] && lite=1
   for a in "$@"; do
-    case $a in --replica) replica=1 ;; *) die "up: unknown option $a" ;; esac
+    case $a in --replica) replica=1 ;; --lite) lite=1 ;; *) die "up: unknown option $a" ;; esac
   done
   local t0; t0=$(now)
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   ensure_tools
   mkdir -p "$CACHE"
   ensure_venv; ensure_kafka; ensure_milvus
+  if ((lite)); then ensure_lite_venv; fi
   log "installs ready after $(( $(now) - t0 ))s"
   if ! any_running; then
     # fresh bed: stale data from a crashed run would confuse Milvus (leases, positions)
@@ -382,6 +428,7 @@ cmd_up() {
     # shellcheck disable=SC2046
     is_running "milvus-$n" || check_ports_free "milvus-$n" $(milvus_ports "$n")
   done
+  if ((lite)); then is_running milvus-lite || check_ports_free milvus-lite "$LITE_PORT"; fi
   if (( ETCD_PEER_PORT >= lo )); then
     log "WARNING: with TESTBED_PORT_OFFSET=$OFF some ports are in the ephemeral range (>= $lo); starts may collide"
   fi
@@ -390,6 +437,7 @@ cmd_up() {
   start_milvus source
   start_milvus target
   if ((replica)); then start_milvus replica; fi
+  if ((lite)); then start_lite; fi
   write_cdc_config
   log "bed up in $(( $(now) - t0 ))s (run dir $RUN)"
   cmd_env
@@ -399,7 +447,7 @@ cmd_down() {
   local n
   # Milvus 2.3.5 standalone hangs in its graceful stop (proxy retries the stopped rootcoord
   # forever, gracefulStopTimeout is not applied), so it gets a short grace, then SIGKILL.
-  stop_components "${TESTBED_MILVUS_STOP_TIMEOUT:-15}" milvus-replica milvus-target milvus-source
+  stop_components "${TESTBED_MILVUS_STOP_TIMEOUT:-15}" milvus-lite milvus-replica milvus-target milvus-source
   stop_components 30 kafka
   stop_components 30 etcd
   # Milvus's own flock-ed pid files (fixed runtime dir, one per -alias of this bed)
@@ -416,13 +464,14 @@ cmd_down() {
 cmd_status() {
   local c pid state rc=0 ok started=0 rss
   printf '%-15s %-8s %-9s %-9s %s\n' COMPONENT PID STATE RSS_MB PORTS
-  for c in etcd kafka milvus-source milvus-target milvus-replica; do
+  for c in etcd kafka milvus-source milvus-target milvus-replica milvus-lite; do
     pid=$(pid_of "$c"); state=stopped; rss=-
     if is_running "$c"; then
       started=$((started + 1))
       if frozen "$pid"; then ok=0; else case $c in
         etcd) etcd_healthy >/dev/null 2>&1 && ok=1 || ok=0 ;;
         kafka) kafka_healthy && ok=1 || ok=0 ;;
+        milvus-lite) lite_healthy >/dev/null 2>&1 && ok=1 || ok=0 ;;
         milvus-*) milvus_healthy "${c#milvus-}" && ok=1 || ok=0 ;;
       esac; fi
       if ((ok)); then state=healthy; else state=unhealthy; rc=1; fi
@@ -430,14 +479,10 @@ cmd_status() {
       rss=$(awk '/VmRSS/ {printf "%d", $2/1024}' "/proc/$pid/status" 2>/dev/null || echo -)
     elif [[ -n "$pid" ]]; then
       state=dead; rc=1
-    elif [[ $c != milvus-replica ]]; then
+    elif [[ $c != milvus-replica && $c != milvus-lite ]]; then
       rc=1
     fi
-    case $c in
-      etcd) ports="$ETCD_PORT $ETCD_PEER_PORT" ;;
-      kafka) ports="$KAFKA_PORT $KAFKA_CTRL_PORT" ;;
-      *) ports=$(milvus_ports "${c#milvus-}") ;;
-    esac
+    ports=$(comp_ports "$c")
     printf '%-15s %-8s %-9s %-9s %s\n' "$c" "${pid:--}" "$state" "$rss" "$ports"
   done
   ((started > 0)) || echo "(bed is down; run dir $RUN)"
@@ -453,6 +498,7 @@ SOURCE_MILVUS_URI=http://127.0.0.1:$(proxy_port source)
 TARGET_MILVUS_URI=http://127.0.0.1:$(proxy_port target)
 EOF
   if is_running milvus-replica; then echo "REPLICA_MILVUS_URI=http://127.0.0.1:$(proxy_port replica)"; fi
+  if is_running milvus-lite; then echo "LITE_MILVUS_URI=http://127.0.0.1:$LITE_PORT"; fi
   cat <<EOF
 SOURCE_ETCD_ROOT=${M_ROOT[source]}
 SOURCE_META_SUBPATH=meta
@@ -471,9 +517,9 @@ EOF
 comp_dir() { # COMPONENT argument -> its dir under the run dir
   case ${1:-} in
     etcd|kafka) echo "$1" ;;
-    source|target|replica) echo "milvus-$1" ;;
-    milvus-source|milvus-target|milvus-replica) echo "$1" ;;
-    *) die "unknown component '${1:-}' (etcd, kafka, source, target, replica)" ;;
+    source|target|replica|lite) echo "milvus-$1" ;;
+    milvus-source|milvus-target|milvus-replica|milvus-lite) echo "$1" ;;
+    *) die "unknown component '${1:-}' (etcd, kafka, source, target, replica, lite)" ;;
   esac
 }
 
@@ -481,6 +527,7 @@ comp_ports() { # every port a component listens on
   case $1 in
     etcd) echo "$ETCD_PORT $ETCD_PEER_PORT" ;;
     kafka) echo "$KAFKA_PORT $KAFKA_CTRL_PORT" ;;
+    milvus-lite) echo "$LITE_PORT" ;;
     milvus-*) milvus_ports "${1#milvus-}" ;;
   esac
 }
@@ -520,7 +567,7 @@ cmd_stop() {
   done
   [[ -z "${left:-}" ]] || log "WARNING: ports still in use after stopping $c:$left"
   # the flock on Milvus's own pid file went with the process; remove the file like `down` does
-  if [[ $c == milvus-* ]]; then
+  if [[ $c == milvus-* && $c != milvus-lite ]]; then
     rm -f "/run/milvus/standalone-tb-${c#milvus-}-$OFF.pid" "/tmp/milvus/standalone-tb-${c#milvus-}-$OFF.pid"
   fi
   log "$c stopped after $(( $(now) - t0 ))s"
@@ -539,6 +586,9 @@ cmd_start() {
   case $c in
     etcd) start_etcd ;;
     kafka) start_kafka ;;
+    milvus-lite)
+      [[ -d "$RUN/$c" ]] || die "$c was never started in this bed (use \`up --lite\`)"
+      start_lite ;;
     milvus-*)
       [[ -d "$RUN/$c" ]] || die "$c was never started in this bed (use \`up --replica\` for REPLICA)"
       start_milvus "${c#milvus-}" ;;
@@ -572,5 +622,5 @@ case ${1:-} in
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
-  *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -47,9 +47,11 @@ std::string TypeParam(const schemapb::FieldSchema& f, const std::string& key) {
   return "";
 }
 
-std::string Describe(const schemapb::FieldSchema& f) {
+// skip_max_length: leave out an ARRAY's element max_length (a target that does not report it).
+std::string Describe(const schemapb::FieldSchema& f, bool skip_max_length = false) {
   std::string out = schemapb::DataType_Name(f.data_type());
   for (const char* key : {"dim", "max_length", "max_capacity"}) {
+    if (skip_max_length && std::string(key) == "max_length") continue;
     std::string v = TypeParam(f, key);
     if (!v.empty()) out += std::string("(") + key + "=" + v + ")";
   }
@@ -101,7 +103,11 @@ std::string SchemaDifference(const schemapb::CollectionSchema& source, const sch
       return "field " + std::to_string(i + 1) + " is '" + s[i]->name() + "' on the source and '" + t[i]->name() +
              "' on the target";
     }
-    if (Describe(*s[i]) != Describe(*t[i])) {
+    // milvus-lite 3.2.2 does not report an ARRAY<VARCHAR>'s element max_length: a length the target
+    // does not report is no difference (a target that reports one must report the source's).
+    const bool unreported = t[i]->data_type() == schemapb::DataType::Array &&
+                            s[i]->data_type() == schemapb::DataType::Array && TypeParam(*t[i], "max_length").empty();
+    if (Describe(*s[i], unreported) != Describe(*t[i], unreported)) {
       return "field '" + s[i]->name() + "' is " + Describe(*s[i]) + " on the source and " + Describe(*t[i]) +
              " on the target";
     }
@@ -274,7 +280,11 @@ Status MilvusApplier::CreatePartition(const std::string& db, const std::string& 
     CallContext ctx(client_, db);
     return client_->CheckCall(client_->stub()->CreatePartition(ctx.get(), req, &resp), resp, "CreatePartition");
   });
-  return st.ok() || IsAlreadyExists(st) ? Status::Ok() : st;
+  if (st.ok() || IsAlreadyExists(st)) return Status::Ok();
+  // milvus-lite 3.2.2 refuses an existing partition with only its name as the reason (code 1), which
+  // no message test can tell from a failure: if the partition is there, the call did what we wanted.
+  auto exists = HasPartition(db, coll, partition);
+  return exists.ok() && *exists ? Status::Ok() : st;
 }
 
 Status MilvusApplier::DropPartition(const std::string& db, const std::string& coll, const std::string& partition) {
@@ -283,8 +293,10 @@ Status MilvusApplier::DropPartition(const std::string& db, const std::string& co
   release.set_db_name(db);
   release.set_collection_name(coll);
   release.add_partition_names(partition);
+  // A target without partition-level release (milvus-lite 3.2.2: UNIMPLEMENTED) drops a loaded
+  // partition as it is.
   Status released = ReleasePartitions(release);
-  if (!released.ok() && !IsMissing(released)) return released;
+  if (!released.ok() && !IsMissing(released) && released.code() != StatusCode::kUnimplemented) return released;
   Status st = WithRetry("DropPartition " + db + "." + coll + "." + partition, [&] {
     milvuspb::DropPartitionRequest req;
     req.set_db_name(db);
@@ -294,7 +306,21 @@ Status MilvusApplier::DropPartition(const std::string& db, const std::string& co
     CallContext ctx(client_, db);
     return client_->CheckCall(client_->stub()->DropPartition(ctx.get(), req, &resp), resp, "DropPartition");
   });
-  return st.ok() || IsMissing(st) ? Status::Ok() : st;
+  if (st.ok() || IsMissing(st)) return Status::Ok();
+  // milvus-lite 3.2.2 answers a missing partition with only its name (code 200): gone is what we wanted.
+  auto exists = HasPartition(db, coll, partition);
+  return exists.ok() && !*exists ? Status::Ok() : st;
+}
+
+StatusOr<bool> MilvusApplier::HasPartition(const std::string& db, const std::string& coll,
+                                           const std::string& partition) {
+  milvuspb::HasPartitionRequest req;
+  req.set_db_name(db);
+  req.set_collection_name(coll);
+  req.set_partition_name(partition);
+  milvuspb::BoolResponse resp;
+  RETURN_IF_ERROR(Read("HasPartition " + db + "." + coll + "." + partition, db, req, &Stub::HasPartition, &resp));
+  return resp.value();
 }
 
 namespace {

@@ -63,6 +63,7 @@ class MilvusApplier {
   Status CreateCollection(const CollectionSpec& spec);
   Status DropCollection(const std::string& db, const std::string& name);
   StatusOr<bool> HasCollection(const std::string& db, const std::string& name);
+  StatusOr<bool> HasPartition(const std::string& db, const std::string& coll, const std::string& partition);
   Status CreatePartition(const std::string& db, const std::string& coll, const std::string& partition);
   Status DropPartition(const std::string& db, const std::string& coll, const std::string& partition);
 
@@ -170,7 +171,8 @@ bool IsRetriable(const Status& st);
 Status ExplainWriteRefusal(const Status& st);
 
 // Compares two schemas field by field (names, order, types, dim/max_length, primary
-// key, dynamic field); returns an empty string when they match, else the first difference.
+// key, dynamic field); returns an empty string when they match, else the first difference. An
+// ARRAY element max_length the target does not report (milvus-lite 3.2.2) is not compared.
 std::string SchemaDifference(const milvus::proto::schema::CollectionSchema& source,
                              const milvus::proto::schema::CollectionSchema& target);
 

@@ -11,7 +11,8 @@ of the run and the caller stops it: the test script `scripts/test-all.sh` (`make
 already up before it started. When you run pytest by hand, run `scripts/testbed.sh down`
 yourself when done.
 
-Set TESTBED_REPLICA=1 to also start the REPLICA Milvus (ttMsgEnabled=false).
+Set TESTBED_REPLICA=1 to also start the REPLICA Milvus (ttMsgEnabled=false), TESTBED_LITE=1
+to also start the milvus-lite server (`lite` fixture; tests/e2e/test_migration.py).
 """
 import os
 
@@ -29,7 +30,8 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def bed_env():
     status = run_testbed("status", check=False, timeout=120)
-    up_args = ["up"] + (["--replica"] if os.environ.get("TESTBED_REPLICA") == "1" else [])
+    up_args = ["up"] + (["--replica"] if os.environ.get("TESTBED_REPLICA") == "1" else []) \
+        + (["--lite"] if os.environ.get("TESTBED_LITE") == "1" else [])
     started = status.returncode != 0
     try:
         run_testbed(*up_args, timeout=3600)
@@ -70,3 +72,12 @@ def replica(bed_env):
     from pymilvus import connections
     yield _connect("replica", bed_env["REPLICA_MILVUS_URI"])
     connections.disconnect("replica")
+
+
+@pytest.fixture(scope="session")
+def lite(bed_env):
+    if "LITE_MILVUS_URI" not in bed_env:
+        pytest.skip("milvus-lite not running (set TESTBED_LITE=1 or run `scripts/testbed.sh up --lite`)")
+    from pymilvus import connections
+    yield _connect("lite", bed_env["LITE_MILVUS_URI"])
+    connections.disconnect("lite")

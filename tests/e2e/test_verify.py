@@ -243,7 +243,9 @@ def test_verify_while_streaming_then_exact_differences(srv, bed_env, names, sour
                 assert cr["duplicates"] == {"source": 0, "target": 0}, cr
                 assert cr["target_name"] == cr["name"] and cr["level"] == level
             assert got[na]["partitions"] == 3 and "partitions" not in got[nb], got
-            assert got[na]["source_rows"] >= 3000 and got[nc]["source_rows"] == 200
+            # Pages are read while the writer inserts into pages already read and deletes from pages
+            # still ahead (4 keys a cycle), so the count read is near the 3000+ rows, not above it.
+            assert got[na]["source_rows"] >= 2900 and got[nc]["source_rows"] == 200
         assert writer.cycles > 3
     finally:
         writer.stop()
