@@ -408,14 +408,6 @@ class Bench:
                            "rate": p["rate"], "rows": p["rows"], "rows_on_target": p["rows_on_target"],
                            "behind_schedule_max_s": p["behind_schedule_max_s"], "lag": self.lag("half"),
                            "pack_latency_ms": self.pack_latency("half")}
-        for ph, p in self.phases.items():  # largest RSS sampled while the phase ran (or drained)
-            end = p.get("caught_up", p["t_end"])
-            ss = [x for x in self.sampler.samples if p["t_start"] <= x["t"] <= end + 1.5]
-            out[ph]["max_rss_mb"] = max((x["cdc_rss_kb"] or 0) for x in ss) / 1024.0 if ss else None
-            out[ph]["max_rss_anon_mb"] = max((x["cdc_anon_kb"] or 0) for x in ss) / 1024.0 if ss else None
-        peak_kb = max((x["cdc_hwm_kb"] or 0) for x in self.sampler.samples)
-        out["cdc_peak_rss_mb"] = peak_kb / 1024.0
-        out["cdc_rss_file_mb"] = (self.sampler.samples[-1]["cdc_file_kb"] or 0) / 1024.0
         if "backfill" in self.phases:
             p = self.phases["backfill"]
             ss = [x for x in self.sampler.samples if p["t_start"] - 0.5 <= x["t"] <= p["t_end"] + 0.5]
@@ -424,6 +416,14 @@ class Bench:
                                "seconds": secs, "rows_per_s": p["rows_copied"] / secs,
                                "max_rss_mb": max((x["cdc_rss_kb"] or 0) for x in ss) / 1024.0 if ss else None,
                                "verify": p["verify"]}
+        for ph, p in self.phases.items():  # largest RSS sampled while the phase ran (or drained)
+            end = p.get("caught_up", p["t_end"])
+            ss = [x for x in self.sampler.samples if p["t_start"] <= x["t"] <= end + 1.5]
+            out[ph]["max_rss_mb"] = max((x["cdc_rss_kb"] or 0) for x in ss) / 1024.0 if ss else None
+            out[ph]["max_rss_anon_mb"] = max((x["cdc_anon_kb"] or 0) for x in ss) / 1024.0 if ss else None
+        peak_kb = max((x["cdc_hwm_kb"] or 0) for x in self.sampler.samples)
+        out["cdc_peak_rss_mb"] = peak_kb / 1024.0
+        out["cdc_rss_file_mb"] = (self.sampler.samples[-1]["cdc_file_kb"] or 0) / 1024.0
         out["targets"] = self.check_targets(out)
         return out
 

@@ -76,7 +76,7 @@ struct RetryConfig {
 };
 
 struct BackfillConfig {
-  int max_chunk_bytes = 8 << 20;  // rows read from the source per chunk, by size (<= 16384 rows)
+  int max_chunk_bytes = 4 << 20;  // rows read from the source per chunk, by size (<= 16384 rows)
 };
 
 struct Config {

@@ -358,8 +358,14 @@ Status BackfillEngine::CopyPartitions(BackfillState state, const source::Collect
     target::ReadOptions options;
     if (!partitions[p].empty()) options.partitions = {partitions[p]};
     while (!stop_) {
-      ASSIGN_OR_RETURN(uint64_t g, retry([&] { return ctx_.source->AllocTimestamp(); }));
-      const uint64_t window = ctx_.gate->OpenWindow(meta.id, g);
+      // G: how far the stream has applied the collection, so the read (which waits until the
+      // source has made G visible) does not wait for the next time tick; a fresh source time
+      // before the stream has applied anything.
+      auto [window, g] = ctx_.gate->OpenWindowAtApplied(meta.id, meta.pchannels);
+      if (window == 0) {
+        ASSIGN_OR_RETURN(g, retry([&] { return ctx_.source->AllocTimestamp(); }));
+        window = ctx_.gate->OpenWindow(meta.id, g);
+      }
       options.guarantee_ts = g;
       auto page = retry([&] { return reader.ReadRange(last, upto, limit, options); });
       if (!page.ok() || page->keys.empty()) {

@@ -44,7 +44,7 @@ class BackfillEngine {
     const source::Catalog* catalog = nullptr;
     target::SourceReader* source = nullptr;  // null: no sourceConfig.milvus; every copy fails saying so
     BackfillGate* gate = nullptr;
-    int64_t max_chunk_bytes = 8 << 20;
+    int64_t max_chunk_bytes = 4 << 20;
   };
 
   explicit BackfillEngine(Context ctx);

@@ -94,6 +94,23 @@ uint64_t BackfillGate::OpenWindow(int64_t collection_id, uint64_t g) {
   return id;
 }
 
+std::pair<uint64_t, uint64_t> BackfillGate::OpenWindowAtApplied(int64_t collection_id,
+                                                                const std::vector<std::string>& channels) {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t g = 0;
+  for (const auto& ch : channels) {
+    auto a = applied_.find(ch);
+    if (a == applied_.end() || a->second == 0) return {0, 0};
+    g = std::max(g, a->second);
+    if (auto p = applying_.find(ch); p != applying_.end()) g = std::max(g, p->second);
+  }
+  if (g == 0) return {0, 0};
+  const uint64_t id = next_window_++;
+  windows_[id] = Window{collection_id, g};
+  touched_[collection_id];
+  return {id, g};
+}
+
 void BackfillGate::CloseWindow(uint64_t window) {
   std::lock_guard<std::mutex> lock(mu_);
   CloseLocked(window);
@@ -153,6 +170,12 @@ void BackfillGate::Touch(int64_t collection_id, const std::string& partition, co
     auto& newest = t->second[{partition, k}];
     newest = std::max(newest, ts);
   }
+}
+
+void BackfillGate::Applying(const std::string& channel, uint64_t ts) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& a = applying_[channel];
+  a = std::max(a, ts);
 }
 
 void BackfillGate::Applied(const std::string& channel, uint64_t ts) {

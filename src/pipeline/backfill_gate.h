@@ -41,11 +41,16 @@ struct BackfillChunk {
 
 class BackfillGate {
  public:
-  explicit BackfillGate(size_t max_queued_bytes = 48u << 20) : max_queued_bytes_(max_queued_bytes) {}
+  explicit BackfillGate(size_t max_queued_bytes = 16u << 20) : max_queued_bytes_(max_queued_bytes) {}
 
   // --- backfill thread
-  // Starts recording the keys of `collection_id` applied with a source ts > g.
+  // Starts recording the keys of `collection_id` applied with a source ts > g. Every change
+  // already applied must have a ts <= g: a fresh source time, or AppliedUpTo.
   uint64_t OpenWindow(int64_t collection_id, uint64_t g);
+  // Opens a window at G = the largest source ts applied or being applied over these channels
+  // (every change whose keys were not recorded is at or below it), in one step so no pack
+  // slips between. {0, 0} when one of them has applied nothing yet.
+  std::pair<uint64_t, uint64_t> OpenWindowAtApplied(int64_t collection_id, const std::vector<std::string>& channels);
   // Abandons a window that will not be submitted (an empty read, a failure).
   void CloseWindow(uint64_t window);
   // Queues a chunk; blocks while the queue holds more than max_queued_bytes. False when
@@ -58,6 +63,8 @@ class BackfillGate {
   bool Watching(int64_t collection_id) const;
   // Keys of an applied Insert/Delete (as "i<n>"/"s<text>"); partition empty: every partition.
   void Touch(int64_t collection_id, const std::string& partition, const std::vector<std::string>& keys, uint64_t ts);
+  // Before a pack's keys are reported (Touch) and after it was applied.
+  void Applying(const std::string& channel, uint64_t ts);
   void Applied(const std::string& channel, uint64_t ts);
   // The queued chunks, oldest first, whose collection's channels were all applied past their h;
   // their rows touched after g are already removed, their windows closed.
@@ -83,7 +90,8 @@ class BackfillGate {
   std::map<uint64_t, Window> windows_;
   // collection -> (partition, key) -> newest ts applied; kept while the collection has windows.
   std::map<int64_t, std::map<std::pair<std::string, std::string>, uint64_t>> touched_;
-  std::map<std::string, uint64_t> applied_;  // channel -> source ts applied up to
+  std::map<std::string, uint64_t> applied_;   // channel -> source ts applied up to
+  std::map<std::string, uint64_t> applying_;  // channel -> ts of the pack being applied
   std::deque<BackfillChunk> queue_;
   size_t queued_bytes_ = 0;
 };

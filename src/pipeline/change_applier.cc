@@ -389,7 +389,10 @@ Status ChangeApplier::ApplyPack(const source::SourceItem& item) {
   const auto start = Clock::now();
   if (has_insert && intent_) RETURN_IF_ERROR(intent_(item.channel, item.end_position));
   const auto intent_done = Clock::now();
-  if (gate_) TouchKeys(item);
+  if (gate_) {
+    gate_->Applying(item.channel, item.ts);
+    TouchKeys(item);
+  }
   RETURN_IF_ERROR(ApplyEvents(item));
   if (gate_) {
     gate_->Applied(item.channel, item.ts);

@@ -126,6 +126,7 @@ class TaskPipeline : public Pipeline {
 
  private:
   static constexpr std::chrono::milliseconds kStopGrace{600};
+  static constexpr int64_t kChunksAhead = 2;
 
   void SetError(const std::string& message) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -357,7 +358,9 @@ class TaskPipeline : public Pipeline {
     // Backfill: chunks meet the stream at the gate; the engine reads the source (see
     // backfill_engine.h). A collection renamed into the scope is copied too when the task
     // backfills.
-    BackfillGate gate;
+    // Chunks read ahead of the writes: enough to keep the target busy, bounded so a copy's
+    // memory does not depend on the collection's size.
+    BackfillGate gate(static_cast<size_t>(kChunksAhead * cfg.backfill.max_chunk_bytes));
     BackfillEngine::Context bc;
     bc.task_id = task_id_;
     bc.store = ctx_.store;

@@ -166,6 +166,11 @@ def test_backfill_while_streaming_survives_kill_9(tmp_path_factory, bed_env, bed
         assert writer.counts["delete"] > 0 and writer.counts["upsert"] > 0
         for b in final:
             assert b["rows_estimated"] >= {"ints": 45_000, "strs": 35_000, "pkey": 30_000}[b["name"]], b
+        metrics = srv.metrics()
+        for b in final:  # the same progress in Prometheus (copied since the restart; state 2 = done)
+            labels = 'task_id="%s",db="%s",collection="%s"' % (task_id, b["db"], b["name"])
+            assert 'milvus_cdc_backfill_state{%s} 2' % labels in metrics, labels
+            assert 'milvus_cdc_backfill_rows_total{%s}' % labels in metrics
 
         t1, t2 = connect(bed_env, "tgt", d1), connect(bed_env, "tgt", d2)
         for name, (src, pk_type, _) in bed["colls"].items():
@@ -197,3 +202,40 @@ def test_backfill_while_streaming_survives_kill_9(tmp_path_factory, bed_env, bed
         srv.post("delete", {"task_id": task_id})
     finally:
         srv.stop()
+
+
+def test_collection_renamed_into_scope_is_backfilled(tmp_path_factory, bed_env, source, target):
+    """A collection with rows outside the task's scope is renamed into it: the task creates it on
+    TARGET and copies the rows it already held."""
+    before, after = unique_name("bf_out"), unique_name("bf_in")
+    src = workload.create_collection("source", before, shards=1)
+    insert_all(src, list(range(6000)))
+    workload.ensure_index_and_load(src)
+    srv = CdcServer(tmp_path_factory.mktemp("backfill_rename"), bed_env=bed_env).start()
+    try:
+        reply = srv.post("create", {"milvus_connect_param": {"uri": bed_env["TARGET_MILVUS_URI"], "connect_timeout": 10},
+                                    "collection_infos": [{"name": after}], "backfill": True})
+        assert reply["code"] == 200, reply
+        task_id = reply["data"]["task_id"]
+        wait_until(lambda: "replicating" in get(srv, task_id).get("reason", ""), 60, what="the task to start")
+        assert get(srv, task_id).get("backfill_progress", []) == [], "nothing in scope yet"
+        utility.rename_collection(before, after, using="source")
+
+        def copied():
+            b = get(srv, task_id).get("backfill_progress", [])
+            assert not [x for x in b if x["state"] == "failed"], b
+            return [x for x in b if x["name"] == after and x["state"] == "done"]
+        wait_until(copied, TIMEOUT, interval=1, what="the renamed collection copied")
+        tgt = Collection(after, using="target")
+        workload.ensure_index_and_load(tgt)
+        src = Collection(after, using="source")
+        assert_same_rows(all_rows(src, "int64"), lambda: all_rows(tgt, "int64"), after)
+        assert count_star(tgt, "int64") == count_star(src, "int64") == 6000
+        assert get(srv, task_id)["state"] == "Running"
+        srv.post("delete", {"task_id": task_id})
+    finally:
+        srv.stop()
+        for alias in ("source", "target"):
+            for name in (before, after):
+                if utility.has_collection(name, using=alias):
+                    utility.drop_collection(name, using=alias)

@@ -146,6 +146,21 @@ TEST(BackfillGateTest, ChunksAndMarkersLeaveInOrder) {
   EXPECT_TRUE(ready[2].rows.keys.empty());
 }
 
+TEST(BackfillGateTest, AWindowAtTheAppliedPositionCoversThePackBeingApplied) {
+  BackfillGate gate;
+  EXPECT_EQ(gate.OpenWindowAtApplied(7, {"ch0", "ch1"}).first, 0u) << "nothing applied yet";
+  gate.Applied("ch0", 300);
+  EXPECT_EQ(gate.OpenWindowAtApplied(7, {"ch0", "ch1"}).first, 0u) << "ch1 has applied nothing yet";
+  gate.Applied("ch1", 200);
+  auto [w, g] = gate.OpenWindowAtApplied(7, {"ch0", "ch1"});
+  EXPECT_NE(w, 0u);
+  EXPECT_EQ(g, 300u);
+  // A pack whose keys went unrecorded (no window yet) is being applied: G covers it.
+  gate.Applying("ch1", 450);
+  EXPECT_EQ(gate.OpenWindowAtApplied(7, {"ch0", "ch1"}).second, 450u);
+  EXPECT_TRUE(gate.Watching(7));
+}
+
 TEST(BackfillGateTest, SubmitGivesUpWhenStopping) {
   BackfillGate gate(/*max_queued_bytes=*/50);
   std::atomic<bool> stop{false};
