@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "pipeline/name_mapper.h"
 #include "api/cdc_service.h"
 #include "api/http_server.h"
 #include "config/config.h"
@@ -53,16 +54,7 @@ int Fail(const std::string& message) {
 
 // Checks a task's target with a real gRPC call, as `create` promises.
 cdc::Status CheckTarget(const cdc::MilvusConnectParam& m) {
-  cdc::target::ConnectParams p;
-  p.uri = m.EffectiveUri();
-  p.token = m.EffectiveToken();
-  p.server_name = m.dial_config.server_name;
-  p.server_pem_path = m.dial_config.server_pem_path;
-  p.ca_pem_path = m.dial_config.ca_pem_path;
-  p.client_pem_path = m.dial_config.client_pem_path;
-  p.client_key_path = m.dial_config.client_key_path;
-  p.connect_timeout_s = m.connect_timeout > 0 ? m.connect_timeout : 5;
-  auto client = cdc::target::MilvusClient::Connect(p);
+  auto client = cdc::target::MilvusClient::Connect(cdc::pipeline::TargetConnectParams(m));
   return client.ok() ? cdc::Status::Ok() : client.status();
 }
 

@@ -6,17 +6,13 @@
 #include <set>
 
 #include "util/log.h"
+#include "util/clock.h"
 
 namespace cdc::pipeline {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 bool NotLoaded(const Status& st) {
   const std::string& m = st.message();

@@ -8,6 +8,7 @@
 #include "milvus.pb.h"
 #include "msg.pb.h"
 #include "util/log.h"
+#include "util/clock.h"
 
 namespace cdc::pipeline {
 
@@ -27,11 +28,6 @@ bool IsPartitionKeyCollection(const source::CollectionMeta& meta) {
 }
 
 using Clock = std::chrono::steady_clock;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string DbOrDefault(const std::string& db) { return db.empty() ? "default" : db; }
 

@@ -37,4 +37,17 @@ std::pair<std::string, std::string> TaskScope::Map(const std::string& db, const 
   return {db, collection};
 }
 
+target::ConnectParams TargetConnectParams(const MilvusConnectParam& m) {
+  target::ConnectParams p;
+  p.uri = m.EffectiveUri();
+  p.token = m.EffectiveToken();
+  p.server_name = m.dial_config.server_name;
+  p.server_pem_path = m.dial_config.server_pem_path;
+  p.ca_pem_path = m.dial_config.ca_pem_path;
+  p.client_pem_path = m.dial_config.client_pem_path;
+  p.client_key_path = m.dial_config.client_key_path;
+  p.connect_timeout_s = m.connect_timeout > 0 ? m.connect_timeout : 5;
+  return p;
+}
+
 }  // namespace cdc::pipeline

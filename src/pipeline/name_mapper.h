@@ -5,9 +5,13 @@
 #include <string>
 #include <utility>
 
+#include "target/connect_params.h"
 #include "task/task_spec.h"
 
 namespace cdc::pipeline {
+
+// How to reach a task's target (uri/token or the legacy fields, TLS, connect timeout).
+target::ConnectParams TargetConnectParams(const MilvusConnectParam& m);
 
 class TaskScope {
  public:

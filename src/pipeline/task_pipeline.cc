@@ -22,17 +22,13 @@
 #include "target/milvus_client.h"
 #include "target/source_reader.h"
 #include "util/log.h"
+#include "util/clock.h"
 
 namespace cdc::pipeline {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 class TaskPipeline : public Pipeline {
  public:
@@ -250,15 +246,7 @@ class TaskPipeline : public Pipeline {
     // 2. Target.
     SetNote("starting: connecting to the target Milvus");
     const auto& m = scope_.spec().milvus;
-    target::ConnectParams params;
-    params.uri = m.EffectiveUri();
-    params.token = m.EffectiveToken();
-    params.server_name = m.dial_config.server_name;
-    params.server_pem_path = m.dial_config.server_pem_path;
-    params.ca_pem_path = m.dial_config.ca_pem_path;
-    params.client_pem_path = m.dial_config.client_pem_path;
-    params.client_key_path = m.dial_config.client_key_path;
-    params.connect_timeout_s = m.connect_timeout > 0 ? m.connect_timeout : 5;
+    const target::ConnectParams params = TargetConnectParams(m);
     std::unique_ptr<target::MilvusClient> client;
     std::unique_ptr<target::MilvusClient> source_client;
     // Stop may cancel the clients' calls while they are published; unpublish them on every

@@ -9,6 +9,7 @@
 #include "store/checkpoint.h"
 #include "task/scope.h"
 #include "util/log.h"
+#include "util/clock.h"
 
 namespace cdc {
 
@@ -16,11 +17,6 @@ namespace {
 
 const char kManualPause[] = "manually pause through http interface";
 const char kDisabledAutoStart[] = "the task is disabled auto start";
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Two specs are "the same request" when everything but the id and the server-set lists match.
 bool SameRequest(TaskSpec a, TaskSpec b) {

@@ -1,3 +1,4 @@
+#include "pipeline/name_mapper.h"
 #include "verify/verify_cli.h"
 
 #include <strings.h>
@@ -152,7 +153,9 @@ int RunCli(const std::vector<std::string>& args) {
 
   auto source_client = target::MilvusClient::Connect(SourceConnectParams(config->source.milvus));
   if (!source_client.ok()) return Fail("cannot connect to the source Milvus: " + source_client.status().message());
-  auto target_client = target::MilvusClient::Connect(TargetConnectParams(spec->milvus));
+  target::ConnectParams target_params = pipeline::TargetConnectParams(spec->milvus);
+  target_params.call_timeout_s = 60;  // a page of rows can take a while on a busy server
+  auto target_client = target::MilvusClient::Connect(target_params);
   if (!target_client.ok()) return Fail("cannot connect to the target Milvus: " + target_client.status().message());
   MilvusSide source(source_client->get(), "source");
   MilvusSide target(target_client->get(), "target");

@@ -3,17 +3,13 @@
 #include <algorithm>
 
 #include "util/log.h"
+#include "util/clock.h"
 
 namespace cdc::verify {
 
 using json = nlohmann::json;
 
 namespace {
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 const char kRowsMetric[] = "milvus_cdc_verify_rows_compared_total";
 const char kDiffMetric[] = "milvus_cdc_verify_differences";

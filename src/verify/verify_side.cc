@@ -26,19 +26,6 @@ ReadOptions WithPartition(const Table& t, ReadOptions options) {
 
 }  // namespace
 
-target::ConnectParams TargetConnectParams(const MilvusConnectParam& m) {
-  target::ConnectParams p;
-  p.uri = m.EffectiveUri();
-  p.token = m.EffectiveToken();
-  p.server_name = m.dial_config.server_name;
-  p.server_pem_path = m.dial_config.server_pem_path;
-  p.ca_pem_path = m.dial_config.ca_pem_path;
-  p.client_pem_path = m.dial_config.client_pem_path;
-  p.client_key_path = m.dial_config.client_key_path;
-  p.connect_timeout_s = m.connect_timeout > 0 ? m.connect_timeout : 5;
-  p.call_timeout_s = 60;  // a page of rows can take a while on a busy server
-  return p;
-}
 
 StatusOr<std::vector<std::string>> MilvusSide::ListDatabases() {
   milvuspb::ListDatabasesRequest req;

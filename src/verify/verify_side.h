@@ -61,7 +61,7 @@ class VerifySide {
 };
 
 // How to dial a task's target: its milvus_connect_param (legacy host/port/username forms too).
-target::ConnectParams TargetConnectParams(const MilvusConnectParam& m);
+
 
 class MilvusSide : public VerifySide {
  public:

@@ -1,3 +1,4 @@
+#include "pipeline/name_mapper.h"
 #include "verify/verifying_pipeline.h"
 
 #include <mutex>
@@ -13,7 +14,8 @@ class VerifyingPipeline : public Pipeline {
   VerifyingPipeline(std::unique_ptr<Pipeline> inner, const std::string& task_id, const TaskSpec& spec,
                     const target::ConnectParams& source, Metrics* metrics)
       : inner_(std::move(inner)), source_configured_(!source.uri.empty()) {
-    const target::ConnectParams target = TargetConnectParams(spec.milvus);
+    target::ConnectParams target = pipeline::TargetConnectParams(spec.milvus);
+    target.call_timeout_s = 60;  // a page of rows can take a while on a busy server
     SidesConnector connect = [source, target]() -> StatusOr<Sides> {
       auto s = target::MilvusClient::Connect(source);
       if (!s.ok()) return s.status().WithContext("cannot connect to the source Milvus");
