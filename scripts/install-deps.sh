@@ -10,7 +10,7 @@ PKGS=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   librdkafka-dev libsqlite3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev
   nlohmann-json3-dev libcpp-httplib-dev libgtest-dev libgmock-dev libssl-dev
-  libbenchmark-dev
+  libbenchmark-dev libzstd-dev
   # npm for the official .proto files
   nodejs npm
   # test bed
