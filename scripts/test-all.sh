@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests (ctest) and end-to-end tests (pytest) against the real
 # local test bed (etcd, Kafka, two Milvus 2.3.5), which it brings up and tears down.
-# The fault-injection tests (pytest mark `faults`) run last, in a pytest run of their own.
+# The fault-injection tests (pytest mark `faults`) run in a pytest run of their own.
+# Then the bed is rebuilt on Pulsar (SOURCE and TARGET with mq.type pulsar) and the Pulsar
+# reader's tests, replication, workload, progress, kill -9, broker restart and broker outage run
+# again on it (PULSAR_TESTS below).
 # Env: TESTBED_KEEP=1 leaves the bed running afterwards; PYTEST_ARGS adds pytest flags;
-# CDC_SKIP_FAULTS=1 skips the fault tests.
+# CDC_SKIP_FAULTS=1 skips the fault tests; CDC_SKIP_PULSAR=1 skips the Pulsar stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +38,7 @@ ctest --test-dir build --output-on-failure -j2
 # pytest exit status, with "collected no tests" (5) counted as a failure
 run_pytest() {
   set +e
-  "$PYTHON" -m pytest tests/e2e -v "$@" ${PYTEST_ARGS:-}
+  "$PYTHON" -m pytest -v "$@" ${PYTEST_ARGS:-}
   local r=$?
   set -e
   if [ "$r" = 5 ]; then echo "pytest collected no tests: that is a failure here"; r=1; fi
@@ -43,14 +46,37 @@ run_pytest() {
 }
 
 stamp "end-to-end tests"
-rc=0; run_pytest -m "not faults" || rc=$?
+rc=0; run_pytest tests/e2e -m "not faults" || rc=$?
 
 # Restarts, freezes and kills of bed components (tests/e2e/test_faults.py), in a pytest run of
 # their own after every other test, so they cannot disturb them. CDC_SKIP_FAULTS=1 skips them.
 rc_faults=0
 if [ -z "${CDC_SKIP_FAULTS:-}" ]; then
   stamp "fault-injection tests"
-  run_pytest -m faults || rc_faults=$?
+  run_pytest tests/e2e -m faults || rc_faults=$?
 fi
-stamp "done (pytest exit $rc, fault tests exit $rc_faults)"
-[ "$rc" = 0 ] && [ "$rc_faults" = 0 ]
+
+# The same pipeline on a Pulsar-backed SOURCE: a bed of its own (the Kafka one goes down first).
+PULSAR_TESTS=(
+  tests/e2e/test_pulsar.py
+  tests/e2e/test_replication.py
+  tests/e2e/test_workload.py
+  tests/e2e/test_progress.py
+  tests/e2e/test_capture.py
+  tests/e2e/test_faults.py::test_kill9_loop_loses_and_doubles_nothing
+  tests/e2e/test_faults.py::test_mq_broker_restart
+  tests/e2e/test_faults.py::test_mq_down_beyond_retry_budget_pauses_naming_it
+)
+rc_pulsar=0
+if [ -z "${CDC_SKIP_PULSAR:-}" ]; then
+  stamp "Pulsar test bed up"
+  bash scripts/testbed.sh down
+  bash scripts/testbed.sh up --mq pulsar
+  eval "$(bash scripts/testbed.sh env | sed 's/^/export /')"
+  stamp "Pulsar reader unit tests on the real broker"
+  ctest --test-dir build --output-on-failure -R '[Pp]ulsar' || rc_pulsar=$?
+  stamp "Pulsar end-to-end tests"
+  run_pytest "${PULSAR_TESTS[@]}" || rc_pulsar=$?
+fi
+stamp "done (pytest exit $rc, fault tests exit $rc_faults, Pulsar stage exit $rc_pulsar)"
+[ "$rc" = 0 ] && [ "$rc_faults" = 0 ] && [ "$rc_pulsar" = 0 ]

@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "inspect/inspect.h"
 #include "pipeline/task_pipeline.h"
+#include "source/mq_factory.h"
 #include "store/etcd_meta_store.h"
 #include "store/sqlite_meta_store.h"
 #include "target/milvus_client.h"
@@ -147,6 +148,12 @@ int main(int argc, char** argv) {
     log->info("task store: sqlite {}", config.meta_store.sqlite_path);
   }
 
+  if (config.source.UsesPulsar()) {
+    log->info("source log: Pulsar {} ({}/{})", config.source.pulsar.ServiceUrl(), config.source.pulsar.tenant,
+              config.source.pulsar.ns);
+  } else {
+    log->info("source log: Kafka {}", config.source.kafka.address);
+  }
   cdc::Metrics metrics;
   cdc::pipeline::TaskPipelineFactory task_pipelines({&config, store.get(), &metrics});
   // `verify` on top of the task pipelines (see verify/verifying_pipeline.h).
@@ -160,6 +167,11 @@ int main(int argc, char** argv) {
   if (auto st = tasks.Recover(); !st.ok()) return Fail("cannot recover stored tasks: " + st.message());
 
   cdc::CdcService service(&tasks, &metrics);
+  if (config.source.UsesPulsar()) {
+    service.SetMsgIdOfOffset([](int64_t offset) {
+      return cdc::source::MsgIdOfOffset(cdc::source::MqConfig::Kind::kPulsar, offset);
+    });
+  }
   cdc::HttpServerOptions http;
   if (auto st = cdc::ParseHostPort(config.address, &http.host, &http.port); !st.ok()) return Fail(st.message());
   http.max_body_bytes = config.max_request_bytes;

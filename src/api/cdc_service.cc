@@ -83,14 +83,18 @@ json FailedChangeObject(const FailedChange& c) {
 
 // One stored checkpoint as the official `position` reply shows it; null for records
 // that are not checkpoints (write-ahead intents).
-json PositionEntry(const ChannelPosition& p) {
+json PositionEntry(const ChannelPosition& p, const std::function<std::string(int64_t)>& msg_id_of_offset) {
   if (p.collection_id < -10) return nullptr;
   auto data = json::parse(p.data, nullptr, false);
   if (data.is_discarded() || !data.is_object()) return nullptr;
   const int64_t offset = data.value("offset", int64_t{-1});
   const uint64_t ts = data.value("ts", uint64_t{0});
   std::string msg_id(8, '\0');
-  for (int i = 0; i < 8; ++i) msg_id[i] = static_cast<char>((static_cast<uint64_t>(offset) >> (8 * i)) & 0xff);
+  if (msg_id_of_offset) {
+    msg_id = msg_id_of_offset(offset);
+  } else {
+    for (int i = 0; i < 8; ++i) msg_id[i] = static_cast<char>((static_cast<uint64_t>(offset) >> (8 * i)) & 0xff);
+  }
   milvus::proto::msg::MsgPosition position;
   position.set_channel_name(p.channel);
   position.set_msgid(msg_id);
@@ -279,7 +283,7 @@ CdcReply CdcService::HandleType(const std::string& type, const json& data) {
     if (!positions.ok()) return HandlerError(type, positions.status());
     json list = nullptr;
     for (const auto& p : *positions) {
-      json entry = PositionEntry(p);
+      json entry = PositionEntry(p, msg_id_of_offset_);
       if (entry.is_null()) continue;
       if (list.is_null()) list = json::array();
       list.push_back(std::move(entry));

@@ -4,6 +4,8 @@
 // TaskManager and Metrics).
 #pragma once
 
+#include <functional>
+
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +23,9 @@ struct CdcReply {
 class CdcService {
  public:
   CdcService(TaskManager* tasks, Metrics* metrics);
+  // How `position` encodes a checkpoint offset as Milvus's msgID (Kafka's 8 little-endian bytes
+  // unless set; a Pulsar source sets its MessageIdData form).
+  void SetMsgIdOfOffset(std::function<std::string(int64_t)> f) { msg_id_of_offset_ = std::move(f); }
 
   // Handles one /cdc request with HTTP method `method` and raw `body`.
   CdcReply Handle(const std::string& method, const std::string& body);
@@ -40,6 +45,7 @@ class CdcService {
 
   TaskManager* const tasks_;
   Metrics* const metrics_;
+  std::function<std::string(int64_t)> msg_id_of_offset_;
 };
 
 }  // namespace cdc

@@ -22,8 +22,8 @@ std::string Lower(std::string s) {
 // Keys of the official cdc.yaml that this server accepts but does not act on (yet).
 const std::vector<std::string> kAcceptedUnused = {
     "detectdeadlock", "replicateid", "dryrun", "packer", "batchmode", "enablereverse",
-    "reversemilvus", "currentmilvus", "metastoreconfig.mysqlsourceurl", "sourceconfig.pulsar",
-    "sourceconfig.kafka.producer"};
+    "reversemilvus", "currentmilvus", "metastoreconfig.mysqlsourceurl", "sourceconfig.pulsar.webaddress",
+    "sourceconfig.pulsar.webport", "sourceconfig.kafka.producer"};
 
 bool HasPrefix(const std::string& path, const std::string& prefix) {
   return path == prefix || (path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 &&
@@ -120,7 +120,8 @@ class YamlFields {
       if (leaf.taken) continue;
       // An empty section of ours (e.g. `retry:` with every child commented out) is fine.
       static const char* kSections[] = {"metastoreconfig", "metastoreconfig.etcd", "sourceconfig",
-                                        "sourceconfig.etcd", "sourceconfig.kafka", "sourceconfig.milvus",
+                                        "sourceconfig.etcd", "sourceconfig.kafka", "sourceconfig.pulsar",
+                                        "sourceconfig.milvus",
                                         "retry", "backfill"};
       if (leaf.node.IsNull() &&
           std::any_of(std::begin(kSections), std::end(kSections), [&](const char* s) { return key == s; })) {
@@ -239,6 +240,11 @@ std::string EffectiveSecretKeyFile(const MetaStoreConfig& config) {
   return config.sqlite_path + ".key";
 }
 
+std::string PulsarSourceConfig::ServiceUrl() const {
+  if (address.find("://") != std::string::npos) return address;
+  return "pulsar://" + address + ":" + std::to_string(port);
+}
+
 Status Config::Validate() const {
   std::string host;
   int port = 0;
@@ -279,6 +285,30 @@ Status Config::Validate() const {
                            source.milvus.uri + "'");
   }
   if (source.read_chan_len <= 0) return InvalidArgument("config key 'sourceConfig.readChanLen' must be > 0");
+  if (source.UsesPulsar()) {
+    if (!source.kafka.address.empty()) {
+      return InvalidArgument("config keys 'sourceConfig.kafka.address' and 'sourceConfig.pulsar.address' are both set; "
+                             "the source uses one message queue");
+    }
+    const std::string url = source.pulsar.ServiceUrl();
+    if (url.rfind("pulsar://", 0) != 0 && url.rfind("pulsar+ssl://", 0) != 0) {
+      return InvalidArgument("config key 'sourceConfig.pulsar.address' must be pulsar://host:port, "
+                             "pulsar+ssl://host:port or a host name, got '" + source.pulsar.address + "'");
+    }
+    if (source.pulsar.port <= 0 || source.pulsar.port > 65535) {
+      return InvalidArgument("config key 'sourceConfig.pulsar.port' must be a TCP port");
+    }
+    if (source.pulsar.tenant.empty() || source.pulsar.ns.empty()) {
+      return InvalidArgument("config keys 'sourceConfig.pulsar.tenant' and 'sourceConfig.pulsar.namespace' must not be empty");
+    }
+    const std::string plugin = Lower(source.pulsar.auth_plugin);
+    if (!plugin.empty() && plugin != "token" && plugin != "basic" &&
+        plugin != "org.apache.pulsar.client.impl.auth.authenticationtoken" &&
+        plugin != "org.apache.pulsar.client.impl.auth.authenticationbasic") {
+      return InvalidArgument("config key 'sourceConfig.pulsar.authPlugin' must be token or basic, got '" +
+                             source.pulsar.auth_plugin + "'");
+    }
+  }
   if (retry.retry_times < 0 || retry.init_backoff_s < 0 || retry.max_backoff_s < 0) {
     return InvalidArgument("config keys 'retry.*' must be >= 0");
   }
@@ -328,6 +358,26 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, std::vector<std::stri
   RETURN_IF_ERROR(f.String("sourceConfig.kafka.saslMechanisms", &s.kafka.sasl_mechanisms));
   RETURN_IF_ERROR(f.String("sourceConfig.kafka.securityProtocol", &s.kafka.security_protocol));
   f.StringMap("sourceConfig.kafka.consumer", &s.kafka.consumer);
+  RETURN_IF_ERROR(f.String("sourceConfig.pulsar.address", &s.pulsar.address));
+  RETURN_IF_ERROR(f.Int("sourceConfig.pulsar.port", &s.pulsar.port));
+  RETURN_IF_ERROR(f.String("sourceConfig.pulsar.tenant", &s.pulsar.tenant));
+  RETURN_IF_ERROR(f.String("sourceConfig.pulsar.namespace", &s.pulsar.ns));
+  RETURN_IF_ERROR(f.String("sourceConfig.pulsar.authPlugin", &s.pulsar.auth_plugin));
+  RETURN_IF_ERROR(f.String("sourceConfig.pulsar.authParams", &s.pulsar.auth_params));
+  RETURN_IF_ERROR(f.String("sourceConfig.pulsar.tlsTrustCertsFilePath", &s.pulsar.tls_trust_certs_file));
+  RETURN_IF_ERROR(f.Bool("sourceConfig.pulsar.tlsAllowInsecureConnection", &s.pulsar.tls_allow_insecure));
+  if (f.Has("sourceConfig.pulsar.maxMessageSize")) {  // a number, or a string of one (the official file quotes it)
+    std::string v;
+    RETURN_IF_ERROR(f.String("sourceConfig.pulsar.maxMessageSize", &v));
+    try {
+      size_t used = 0;
+      s.pulsar.max_message_size = std::stoll(v, &used);
+      if (used != v.size()) throw std::invalid_argument(v);
+    } catch (const std::exception&) {
+      return InvalidArgument("config key 'sourceConfig.pulsar.maxMessageSize' must be a number of bytes, got '" + v +
+                             "'");
+    }
+  }
   RETURN_IF_ERROR(f.String("sourceConfig.milvus.uri", &s.milvus.uri));
   RETURN_IF_ERROR(f.String("sourceConfig.milvus.token", &s.milvus.token));
   RETURN_IF_ERROR(f.String("sourceConfig.milvus.caPemPath", &s.milvus.ca_pem_path));

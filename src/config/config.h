@@ -48,6 +48,24 @@ struct KafkaSourceConfig {
   std::string security_protocol;
 };
 
+// sourceConfig.pulsar, as the official cdc.yaml has it. A non-empty address selects Pulsar.
+struct PulsarSourceConfig {
+  std::string address;  // pulsar://host:port, pulsar+ssl://host:port, or a host (with `port`)
+  int port = 6650;
+  std::string web_address;  // accepted (the official server uses it only to delete subscriptions)
+  int web_port = 80;
+  int64_t max_message_size = 5 << 20;
+  std::string tenant = "public";
+  std::string ns = "default";
+  std::string auth_plugin;  // "", token (or AuthenticationToken's class name), basic
+  std::string auth_params;  // "token:<jwt>" / "file:<path>" / "userId:u,password:p"; secret
+  std::string tls_trust_certs_file;  // pulsar+ssl: CA bundle; empty = the system's
+  bool tls_allow_insecure = false;
+  // The service URL the reader connects to: address as given if it has a scheme, else
+  // pulsar://address:port.
+  std::string ServiceUrl() const;
+};
+
 // The source Milvus's own API (optional). Read for what etcd does not hold right: Milvus 2.3
 // writes a collection's properties to etcd one AlterCollection late (docs/milvus-notes.md).
 struct SourceMilvusConfig {
@@ -61,7 +79,9 @@ struct SourceMilvusConfig {
 struct SourceConfig {
   EtcdConfig etcd;
   KafkaSourceConfig kafka;
+  PulsarSourceConfig pulsar;
   SourceMilvusConfig milvus;
+  bool UsesPulsar() const { return !pulsar.address.empty(); }
   std::string replicate_chan = "by-dev-replicate-msg";
   int channel_num = 0;
   int read_chan_len = 4;

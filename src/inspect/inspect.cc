@@ -163,7 +163,9 @@ int Run(const std::vector<std::string>& args) {
   auto config = LoadConfigFile(o.config_path, &warnings, nullptr);
   if (!config.ok()) return Fail(config.status().message());
   SetLogLevel("warn");
-  if (config->source.kafka.address.empty()) return Fail("sourceConfig.kafka.address is empty");
+  if (config->source.kafka.address.empty() && !config->source.UsesPulsar()) {
+    return Fail("sourceConfig.kafka.address and sourceConfig.pulsar.address are empty");
+  }
 
   auto etcd = source::EtcdClient::Connect(source::EtcdOptions::FromConfig(config->source.etcd));
   if (!etcd.ok()) return Fail("source etcd: " + etcd.status().message());
@@ -172,8 +174,7 @@ int Run(const std::vector<std::string>& args) {
   if (Status st = follower.Start(); !st.ok()) return Fail(st.message());
 
   source::LogReaderOptions ro;
-  ro.kafka.bootstrap_servers = config->source.kafka.address;
-  ro.kafka.properties = config->source.kafka.consumer;
+  ro.mq = source::MqConfigFrom(config->source);
   ro.replicate_channel = config->source.replicate_chan;
   ro.from = o.from == "earliest" ? source::LogReaderOptions::From::kEarliest : source::LogReaderOptions::From::kLatest;
   const std::string want_db = o.db.empty() && !o.collection.empty() ? "default" : o.db;
@@ -193,7 +194,8 @@ int Run(const std::vector<std::string>& args) {
   PrintSink sink(o.max_events, o.all_pks);
   source::LogReader reader(ro, &follower, &catalog, &sink);
   if (Status st = reader.Start(); !st.ok()) return Fail(st.message());
-  std::fprintf(stderr, "inspect: reading %s from %s (Ctrl-C to stop)\n", config->source.kafka.address.c_str(),
+  const std::string where = config->source.UsesPulsar() ? config->source.pulsar.ServiceUrl() : config->source.kafka.address;
+  std::fprintf(stderr, "inspect: reading %s (%s) from %s (Ctrl-C to stop)\n", ro.mq.name(), where.c_str(),
                o.from.c_str());
 
   auto started = std::chrono::steady_clock::now();

@@ -1,6 +1,6 @@
 // `milvus-cdc inspect`: prints the source's decoded change stream as JSON lines, for
 // operators asking "what is in my log?" and for our own tests. Reads the same etcd
-// metadata and Kafka channels a task would, through the same LogReader.
+// metadata and Kafka/Pulsar channels a task would, through the same LogReader.
 #pragma once
 
 #include <string>

@@ -13,7 +13,7 @@
 #include "pipeline/name_mapper.h"
 #include "source/catalog.h"
 #include "source/etcd_client.h"
-#include "source/kafka_reader.h"
+#include "source/mq_factory.h"
 #include "source/load_state.h"
 #include "source/log_reader.h"
 #include "source/meta_follower.h"
@@ -371,8 +371,7 @@ class TaskPipeline : public Pipeline {
 
     // 5. Follow the log.
     source::LogReaderOptions ro;
-    ro.kafka.bootstrap_servers = cfg.source.kafka.address;
-    ro.kafka.properties = cfg.source.kafka.consumer;
+    ro.mq = source::MqConfigFrom(cfg.source);
     ro.replicate_channel = cfg.source.replicate_chan;
     ro.collection_in_scope = [this](const std::string& db, const std::string& c) {
       return scope_.CollectionInScope(db, c);
@@ -386,7 +385,7 @@ class TaskPipeline : public Pipeline {
     ro.resume = resume;
     ro.queue_packs = static_cast<size_t>(std::max(2, cfg.source.read_chan_len * 16));
     source::LogReader reader(ro, &follower, &catalog, &sink);
-    st = Retry("Kafka", [&] { return reader.Start(); });
+    st = Retry(ro.mq.name(), [&] { return reader.Start(); });
     if (!st.ok()) return st.WithContext("fail to read the message, err");
     GetLogger("pipeline")->info("task {}: replicating ({} stored positions)", task_id_, resume.size());
     SetReader(&reader);
@@ -422,15 +421,13 @@ class TaskPipeline : public Pipeline {
       topics.insert(cfg.source.replicate_chan);
       if (!replayed.empty()) replayed.insert(cfg.source.replicate_chan);
     }
-    source::KafkaReaderConfig kafka;
-    kafka.bootstrap_servers = cfg.source.kafka.address;
-    kafka.properties = cfg.source.kafka.consumer;
+    const source::MqConfig mq = source::MqConfigFrom(cfg.source);
     std::vector<ChannelPosition> pinned;
     for (const auto& topic : topics) {
-      // One attempt: a topic Kafka cannot describe yet (never written) starts at its end
+      // One attempt: a topic the queue cannot describe yet (never written) starts at its end
       // when the reader opens it, which is the same place.
-      auto reader = source::KafkaChannelReader::Open(kafka, topic, source::StartAt::Latest());
-      auto hw = reader.ok() ? (*reader)->HighWatermark() : StatusOr<int64_t>(reader.status());
+      auto reader = source::OpenMqReader(mq, topic, source::StartAt::Latest());
+      auto hw = reader.ok() ? (*reader)->HighWatermark(5000) : StatusOr<int64_t>(reader.status());
       if (!hw.ok()) {
         GetLogger("pipeline")->warn("task {}: cannot pin the end of {}: {}", task_id_, topic, hw.status().message());
         continue;
@@ -450,17 +447,17 @@ class TaskPipeline : public Pipeline {
   // Watches health, stores checkpoints and lag until stopped or failed.
   Status Monitor(source::LogReader& reader, source::MetaFollower& follower, ChangeApplier& sink) {
     // Since when each dependency has been failing (time_point::max(): healthy).
-    Clock::time_point kafka_down_since = Clock::time_point::max();
+    Clock::time_point mq_down_since = Clock::time_point::max();
     Clock::time_point etcd_down_since = Clock::time_point::max();
     while (Wait(std::chrono::milliseconds(500))) {
       if (Status f = reader.fatal(); !f.ok()) return f.WithContext("fail to handle the replicate event, err");
       Status h = reader.health();
       if (!h.ok() && h.code() != StatusCode::kUnavailable) return h.WithContext("fail to handle the replicate event, err");
       if (!h.ok()) {
-        if (kafka_down_since == Clock::time_point::max()) kafka_down_since = Clock::now();
-        if (Clock::now() - kafka_down_since > outage_budget_) return h.WithContext("fail to read the message, err");
+        if (mq_down_since == Clock::time_point::max()) mq_down_since = Clock::now();
+        if (Clock::now() - mq_down_since > outage_budget_) return h.WithContext("fail to read the message, err");
       } else {
-        kafka_down_since = Clock::time_point::max();
+        mq_down_since = Clock::time_point::max();
       }
       Status eh = follower.health();
       if (!eh.ok()) {

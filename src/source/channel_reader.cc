@@ -21,9 +21,9 @@ ChannelReader::ChannelReader(ChannelReaderOptions options, std::function<void()>
 ChannelReader::~ChannelReader() { Stop(); }
 
 Status ChannelReader::Start() {
-  auto kafka = KafkaChannelReader::Open(options_.kafka, options_.topic, options_.start);
-  if (!kafka.ok()) return kafka.status().WithContext("cannot read Kafka topic " + options_.topic);
-  kafka_ = std::move(kafka).value();
+  auto mq = OpenMqReader(options_.mq, options_.topic, options_.start);
+  if (!mq.ok()) return mq.status().WithContext(std::string("cannot read ") + options_.mq.name() + " topic " + options_.topic);
+  mq_ = std::move(mq).value();
   if (!options_.plain) {
     assembler_ = std::make_unique<decode::PackAssembler>(options_.topic);
     if (options_.resume) assembler_->ResumeFrom(*options_.resume);
@@ -37,7 +37,7 @@ void ChannelReader::Stop() {
   stop_ = true;
   space_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
-  if (kafka_) kafka_->Close();
+  if (mq_) mq_->Close();
 }
 
 void ChannelReader::Run() {
@@ -45,10 +45,10 @@ void ChannelReader::Run() {
   auto last_lag_check = std::chrono::steady_clock::now() - std::chrono::hours(1);
   bool reported_unreachable = false;
   while (!stop_) {
-    auto msg = kafka_->Poll(200);
+    auto msg = mq_->Poll(200);
     if (!msg.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
-      health_ = msg.status().WithContext("Kafka topic " + options_.topic);
+      health_ = msg.status().WithContext(std::string(options_.mq.name()) + " topic " + options_.topic);
       log->error("channel {}: {}", options_.topic, health_.message());
       return;
     }
@@ -65,11 +65,12 @@ void ChannelReader::Run() {
     auto now = std::chrono::steady_clock::now();
     if (now - last_lag_check > std::chrono::seconds(2)) {
       last_lag_check = now;
-      if (auto hw = kafka_->HighWatermark(1000); hw.ok()) high_watermark_ = *hw;
-      bool unreachable = kafka_->UnreachableFor(options_.unreachable_after);
+      if (auto hw = mq_->HighWatermark(1000); hw.ok()) high_watermark_ = *hw;
+      bool unreachable = mq_->UnreachableFor(options_.unreachable_after);
       std::lock_guard<std::mutex> lock(mu_);
       if (unreachable) {
-        health_ = Unavailable("Kafka is unreachable for topic " + options_.topic + " (" + kafka_->last_error() + ")");
+        health_ = Unavailable(std::string(options_.mq.name()) + " is unreachable for topic " + options_.topic + " (" +
+                              mq_->last_error() + ")");
         if (!reported_unreachable) log->warn("channel {}: {}", options_.topic, health_.message());
         reported_unreachable = true;
       } else if (health_.code() == StatusCode::kUnavailable) {

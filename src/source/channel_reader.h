@@ -1,4 +1,4 @@
-// ChannelReader: reads one source topic on its own thread — Kafka poll, decode, and
+// ChannelReader: reads one source topic on its own thread — Kafka/Pulsar poll, decode, and
 // (for DML pchannels) time-tick pack assembly — into a bounded queue of packs. On the
 // replicate channel, which has no ticks, every message is a pack of its own.
 // Owned by the LogReader (Start/Stop). Pop/Peek are for one consumer thread; status
@@ -18,13 +18,13 @@
 
 #include "decode/event.h"
 #include "decode/pack_assembler.h"
-#include "source/kafka_reader.h"
+#include "source/mq_factory.h"
 #include "util/status.h"
 
 namespace cdc::source {
 
 struct ChannelReaderOptions {
-  KafkaReaderConfig kafka;
+  MqConfig mq;
   std::string topic;
   StartAt start = StartAt::Latest();
   std::optional<decode::Position> resume;  // stored checkpoint: drop what it already covers
@@ -33,7 +33,7 @@ struct ChannelReaderOptions {
   // ... and at most this many payload bytes: a backlog is read ahead only this far (one
   // larger pack still passes, alone).
   size_t queue_bytes = 2 << 20;
-  std::chrono::seconds unreachable_after{30};  // Kafka silent this long: report it
+  std::chrono::seconds unreachable_after{30};  // the queue silent this long: report it
 };
 
 class ChannelReader {
@@ -42,7 +42,7 @@ class ChannelReader {
   ChannelReader(ChannelReaderOptions options, std::function<void()> notify);
   ~ChannelReader();
 
-  Status Start();  // opens the consumer (an error names Kafka and the topic) and starts the thread
+  Status Start();  // opens the consumer (an error names the queue and the topic) and starts the thread
   void Stop();     // blocks until the thread exited
 
   // The oldest queued pack, or nullptr; Pop removes it.
@@ -53,9 +53,9 @@ class ChannelReader {
   // end_ts of the newest pack produced: everything up to it has been read.
   uint64_t watermark() const { return watermark_.load(); }
   // OK, or why reading stopped or stalls (decode failure naming channel and offset,
-  // Kafka unreachable).
+  // the queue unreachable).
   Status health() const;
-  // Next offset to read and Kafka's high watermark (for lag), -1 when unknown.
+  // Next offset to read and the queue's high watermark (for lag), -1 when unknown.
   int64_t next_offset() const { return next_offset_.load(); }
   int64_t high_watermark() const { return high_watermark_.load(); }
   std::map<int32_t, uint64_t> unknown_types() const;
@@ -67,7 +67,7 @@ class ChannelReader {
 
   const ChannelReaderOptions options_;
   const std::function<void()> notify_;
-  std::unique_ptr<KafkaChannelReader> kafka_;
+  std::unique_ptr<MqChannelReader> mq_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> watermark_{0};

@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 
+#include "source/mq_reader.h"
 #include "util/status.h"
 
 struct rd_kafka_s;  // librdkafka's rd_kafka_t (C API: the top-level build finds only `rdkafka`)
@@ -46,32 +47,12 @@ struct KafkaReaderConfig {
   std::chrono::milliseconds probe_timeout{500};
 };
 
-// Where to start reading partition 0.
-struct StartAt {
-  enum class Kind { kEarliest, kLatest, kOffset };
-  Kind kind = Kind::kLatest;
-  int64_t offset = -1;  // kOffset: the first offset to read (inclusive)
-
-  static StartAt Earliest() { return {Kind::kEarliest, -1}; }
-  // The high watermark at Open: the next message to be produced.
-  static StartAt Latest() { return {Kind::kLatest, -1}; }
-  static StartAt Offset(int64_t offset) { return {Kind::kOffset, offset}; }
-};
-
-// One Kafka record as read.
-struct RawMessage {
-  std::string topic;
-  int64_t offset = -1;
-  std::string payload;
-  int64_t timestamp_ms = -1;  // the record's Kafka timestamp (create time), -1 if none
-};
-
 struct Watermarks {
   int64_t low = 0;   // first offset still stored
   int64_t high = 0;  // offset the next produced message will get
 };
 
-class KafkaChannelReader {
+class KafkaChannelReader : public MqChannelReader {
  public:
   // Creates the consumer and assigns `topic` partition 0 at `start`. Errors: invalid config
   // (kInvalidArgument), a librdkafka without zstd (kFailedPrecondition), "latest" that cannot
@@ -79,7 +60,8 @@ class KafkaChannelReader {
   // yet is not an error: earliest and latest then mean offset 0.
   static StatusOr<std::unique_ptr<KafkaChannelReader>> Open(const KafkaReaderConfig& config,
                                                             const std::string& topic, StartAt start);
-  ~KafkaChannelReader();
+  ~KafkaChannelReader() override;
+  const char* mq_name() const override { return "Kafka"; }
   KafkaChannelReader(const KafkaChannelReader&) = delete;
   KafkaChannelReader& operator=(const KafkaChannelReader&) = delete;
 
@@ -88,28 +70,27 @@ class KafkaChannelReader {
   // kFailedPrecondition for an offset out of range (deleted by retention or past the end) or an
   // unauthorized topic, kInternal for a fatal librdkafka error, kFailedPrecondition after
   // Close().
-  StatusOr<std::optional<RawMessage>> Poll(int timeout_ms);
+  StatusOr<std::optional<RawMessage>> Poll(int timeout_ms) override;
 
   // Queries the broker (blocks up to timeout_ms). A missing topic reports {0, 0}.
   StatusOr<Watermarks> QueryWatermarks(int timeout_ms = 5000);
-  StatusOr<int64_t> HighWatermark(int timeout_ms = 5000);
+  StatusOr<int64_t> HighWatermark(int timeout_ms = 5000) override;
 
   const std::string& topic() const { return topic_; }
   // Offset of the next message Poll returns; -1 when started at earliest and nothing read yet.
-  int64_t next_offset() const { return next_offset_; }
+  int64_t next_offset() const override { return next_offset_; }
 
   // Health: the last librdkafka error seen (empty if none since the last contact) and the time
   // since the broker last answered (a message, end of partition, or a watermark reply).
-  std::string last_error() const;
-  std::chrono::milliseconds SinceLastContact() const;
-  bool UnreachableFor(std::chrono::milliseconds threshold) const { return SinceLastContact() >= threshold; }
+  std::string last_error() const override;
+  std::chrono::milliseconds SinceLastContact() const override;
 
   // How often Poll woke librdkafka's fetcher, parked with a full queue while the broker had
   // more (see Poll).
   uint64_t fetcher_wakeups() const { return fetcher_wakeups_; }
 
   // Leaves the assignment and destroys the consumer. Idempotent.
-  void Close();
+  void Close() override;
 
  private:
   class Callbacks;  // librdkafka error and log callbacks

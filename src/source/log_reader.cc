@@ -13,14 +13,6 @@ namespace {
 
 constexpr uint64_t kNoDdl = std::numeric_limits<uint64_t>::max();
 
-// Kafka MQ ids are 8-byte little-endian offsets.
-std::optional<int64_t> KafkaOffset(const std::string& msg_id) {
-  if (msg_id.size() != 8) return std::nullopt;
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(msg_id[i]);
-  return static_cast<int64_t>(v);
-}
-
 bool IsDatabaseOp(int32_t type) {
   return type == static_cast<int32_t>(decode::MsgType::kCreateDatabase) ||
          type == static_cast<int32_t>(decode::MsgType::kDropDatabase) ||
@@ -73,7 +65,7 @@ Status LogReader::Start() {
       channel_collections_[pch].insert(c->id);
       auto& start = starts[pch];
       auto sp = c->start_positions.find(pch);
-      std::optional<int64_t> off = sp == c->start_positions.end() ? std::nullopt : KafkaOffset(sp->second);
+      std::optional<int64_t> off = sp == c->start_positions.end() ? std::nullopt : OffsetOfMsgId(options_.mq.kind, sp->second);
       const auto pin = options_.pins.find(pch);
       const bool pinned_task = !options_.pins.empty();
       if (!replays && pinned_task && pin != options_.pins.end() && (!off || *off < pin->second)) {
@@ -87,7 +79,7 @@ Status LogReader::Start() {
   for (const auto& [pch, start] : starts) RETURN_IF_ERROR(EnsureChannel(pch, start));
   if (!options_.replicate_channel.empty()) {
     ChannelReaderOptions ro;
-    ro.kafka = options_.kafka;
+    ro.mq = options_.mq;
     ro.topic = options_.replicate_channel;
     ro.plain = true;
     ro.queue_capacity = options_.queue_packs;
@@ -117,7 +109,7 @@ void LogReader::Stop() {
 Status LogReader::EnsureChannel(const std::string& pchannel, std::optional<int64_t> start_offset) {
   if (dml_.count(pchannel)) return Status::Ok();
   ChannelReaderOptions ro;
-  ro.kafka = options_.kafka;
+  ro.mq = options_.mq;
   ro.topic = pchannel;
   ro.queue_capacity = options_.queue_packs;
   if (auto it = options_.resume.find(pchannel); it != options_.resume.end()) {
@@ -181,7 +173,7 @@ void LogReader::TakeCatalogEvents() {
         for (const auto& pch : e.collection->pchannels) {
           std::optional<int64_t> start;
           if (auto sp = e.collection->start_positions.find(pch); sp != e.collection->start_positions.end()) {
-            start = KafkaOffset(sp->second);
+            start = OffsetOfMsgId(options_.mq.kind, sp->second);
           }
           Status st = EnsureChannel(pch, start);
           if (!st.ok()) {

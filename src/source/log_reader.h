@@ -26,6 +26,7 @@
 #include "source/catalog.h"
 #include "source/channel_reader.h"
 #include "source/meta_follower.h"
+#include "source/mq_factory.h"
 #include "util/status.h"
 
 namespace cdc::source {
@@ -54,7 +55,7 @@ class LogSink {
 };
 
 struct LogReaderOptions {
-  KafkaReaderConfig kafka;
+  MqConfig mq;
   std::string replicate_channel;  // empty: do not read it
   // Scope: which collections and databases the task covers.
   std::function<bool(const std::string& db, const std::string& collection)> collection_in_scope;

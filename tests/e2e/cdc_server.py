@@ -31,6 +31,13 @@ def wait_until(predicate, timeout, interval=0.1, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def source_mq_lines(bed):
+    """sourceConfig's message-queue block for the bed's SOURCE (SOURCE_MQ: kafka or pulsar)."""
+    if bed.get("SOURCE_MQ") == "pulsar":
+        return ["  pulsar:", f"    address: {bed['PULSAR_URL']}", "    tenant: public", "    namespace: default"]
+    return ["  kafka:", f"    address: {bed.get('KAFKA_BROKERS', '127.0.0.1:9092')}"]
+
+
 class CdcServer:
     def __init__(self, workdir, config_overrides=None, bed_env=None):
         self.workdir = Path(workdir)
@@ -59,8 +66,7 @@ class CdcServer:
             f"    address: [{bed.get('ETCD_ENDPOINTS', '127.0.0.1:2379')}]",
             f"    rootPath: {bed.get('SOURCE_ETCD_ROOT', 'by-dev')}",
             f"    metaSubPath: {bed.get('SOURCE_META_SUBPATH', 'meta')}",
-            "  kafka:",
-            f"    address: {bed.get('KAFKA_BROKERS', '127.0.0.1:9092')}",
+            *source_mq_lines(bed),
             "  milvus:",
             f"    uri: {bed.get('SOURCE_MILVUS_URI', 'http://127.0.0.1:19530')}",
             f"  replicateChan: {bed.get('SOURCE_REPLICATE_CHANNEL', 'by-dev-replicate-msg')}",

@@ -74,7 +74,8 @@ def run_testbed(*args, timeout=1800, check=True):
     return r
 
 
-BED_COMPONENTS = ("etcd", "kafka", "source", "target", "replica")
+BED_COMPONENTS = ("etcd", "kafka", "pulsar", "source", "target", "replica")
+QUEUES = ("etcd", "kafka", "pulsar")  # components named without the milvus- prefix
 
 
 def bed_ctl(action, component, *flags, timeout=600):
@@ -92,14 +93,14 @@ def bed_status():
     out = {}
     for line in run_testbed("status", check=False, timeout=120).stdout.splitlines()[1:]:
         parts = line.split()
-        if len(parts) >= 3 and parts[0] in ("etcd", "kafka") + tuple("milvus-" + c for c in BED_COMPONENTS):
+        if len(parts) >= 3 and parts[0] in QUEUES + tuple("milvus-" + c for c in BED_COMPONENTS):
             out[parts[0].replace("milvus-", "")] = parts[2]
     return out
 
 
 def bed_pid(bed_env, component):
     """PID in the component's pidfile (None when stopped)."""
-    d = {"etcd": "etcd", "kafka": "kafka"}.get(component, "milvus-" + component)
+    d = component if component in QUEUES else "milvus-" + component
     try:
         return int((Path(bed_env["TESTBED_RUN_DIR"]) / d / "pid").read_text().strip())
     except (OSError, ValueError):
@@ -112,7 +113,15 @@ def bed_restore():
     for comp, state in bed_status().items():
         if state == "frozen":
             run_testbed("thaw", comp, check=False, timeout=60)
-    run_testbed("up", *(["--replica"] if os.environ.get("TESTBED_REPLICA") == "1" else []), timeout=900)
+    args = ["--replica"] if os.environ.get("TESTBED_REPLICA") == "1" else []
+    if os.environ.get("SOURCE_MQ") == "pulsar":
+        args += ["--mq", "pulsar"]
+    run_testbed("up", *args, timeout=900)
+
+
+def source_mq(bed_env):
+    """The bed SOURCE's message queue: "kafka" or "pulsar"."""
+    return bed_env.get("SOURCE_MQ", "kafka")
 
 
 def parse_env(text):

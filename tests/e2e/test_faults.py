@@ -3,8 +3,8 @@
 Every test runs its own milvus-cdc server (tests/e2e/cdc_server.py; CDC_BINARY overrides the
 binary) with one task over a database of its own holding two collections (int64 and varchar
 primary keys), and a write stream of inserts, deletes and upserts on SOURCE
-(workload.WriteStream). While the stream runs, a fault is injected: pause/resume, a Kafka
-broker restart, a TARGET Milvus restart, a source etcd restart, TARGET frozen for 30 s, TARGET
+(workload.WriteStream). While the stream runs, a fault is injected: pause/resume, a restart
+of the source's Kafka or Pulsar broker, that broker down past the retry budget, a TARGET Milvus restart, a source etcd restart, TARGET frozen for 30 s, TARGET
 down for longer than the retry budget, or the server itself killed with SIGKILL five times.
 Each test ends with TARGET equal to SOURCE: the same primary keys, the same rows field by
 field, and count(*) equal to the number of distinct keys (Milvus 2.3 keeps duplicate primary
@@ -29,7 +29,7 @@ import pytest
 from pymilvus import Collection, connections, db, utility
 
 from cdc_server import CdcServer
-from helpers import Deadline, bed_ctl, bed_pid, bed_restore, bed_status, unique_name, wait_until
+from helpers import Deadline, bed_ctl, bed_pid, bed_restore, bed_status, source_mq, unique_name, wait_until
 from test_workload import count, rows_in
 import workload
 
@@ -138,6 +138,10 @@ class Rig:
             self.task_id, self.db, self.colls[0][0], self.db, self.colls[1][0], time.monotonic() - t0,
             self.srv.log_path))
         return self
+
+    def restart_stream(self):
+        """A new write stream over the same collections and key sets, after stop()."""
+        self.stream = workload.WriteStream(self.stream.targets, seed=self.seed + 1, log=log).start()
 
     def task(self):
         return self.srv.post("get", {"task_id": self.task_id}, timeout=10)["data"]["task"]
@@ -317,17 +321,45 @@ def test_pause_stops_writes_and_resume_catches_up(rig):
     r.converge()
 
 
-def test_kafka_broker_restart(rig):
+def test_mq_broker_restart(rig, bed_env):
+    """The source's Kafka or Pulsar broker (whichever the bed runs) restarts mid-stream."""
+    mq = source_mq(bed_env)
     r = rig()
     r.stream.wait_cycles(15)
-    took = bed_ctl("restart", "kafka")
-    log("Kafka restarted in %.1fs" % took)
+    took = bed_ctl("restart", mq)
+    log("%s restarted in %.1fs" % (mq, took))
     t0 = time.monotonic()
     r.stream.wait_cycles(3)
-    log("SOURCE writes flow again %.1fs after Kafka answered" % (time.monotonic() - t0))
+    log("SOURCE writes flow again %.1fs after %s answered" % (time.monotonic() - t0, mq))
     r.stream.wait_cycles(15)
     r.converge()
     r.watch.assert_always_running()
+
+
+def test_mq_down_beyond_retry_budget_pauses_naming_it(rig, bed_env):
+    """The broker stays away past the budget: the task pauses with a reason naming the queue
+    (Kafka or Pulsar); after the broker is back, resume catches up with nothing lost or doubled."""
+    mq = source_mq(bed_env)
+    r = rig(overrides={"retryTimes": 3, "initBackOff": 1, "maxBackOff": 2})
+    r.stream.wait_cycles(10)
+    r.stream.stop()  # SOURCE cannot write without its queue; stop the writer cleanly first
+    bed_ctl("stop", mq, "--kill")
+    down = time.monotonic()
+    try:
+        # a channel reports its queue unreachable after 30 s of silence; the budget then runs out
+        task = wait_until(lambda: (lambda t: t if t["state"] == "Paused" else None)(r.task()), 240,
+                          "the task to pause with %s down" % mq)
+    finally:
+        bed_ctl("start", mq)
+    log("paused %.1fs after %s went down: %s" % (time.monotonic() - down, mq, task["reason"]))
+    assert mq in task["reason"].lower(), task["reason"]
+    bed_restore()  # SOURCE Milvus may have given up on its queue meanwhile
+    r.restart_stream()
+    r.stream.wait_cycles(5)  # SOURCE changes again while the task is paused
+    assert r.srv.post("resume", {"task_id": r.task_id})["code"] == 200
+    wait_until(lambda: r.task()["state"] == "Running", 60, "the task to run again")
+    r.stream.wait_cycles(10)
+    r.converge()
 
 
 def test_target_milvus_restart(rig):

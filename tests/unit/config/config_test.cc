@@ -258,13 +258,64 @@ TEST(ParseConfigTest, OfficialButUnusedKeysAreNotices) {
       "  kafka:\n    producer:\n      linger.ms: 5\n");
   ASSERT_TRUE(p.config.ok()) << p.config.status().ToString();
   EXPECT_TRUE(p.warnings.empty()) << Join(p.warnings);
-  EXPECT_EQ(p.notices.size(), 14u) << Join(p.notices);
+  EXPECT_EQ(p.notices.size(), 13u) << Join(p.notices);
   EXPECT_TRUE(AnyContains(p.notices, "config key 'detectDeadLock' is accepted for compatibility but not used"))
       << Join(p.notices);
   EXPECT_TRUE(AnyContains(p.notices, "'packer.maxCount'")) << Join(p.notices);
-  EXPECT_TRUE(AnyContains(p.notices, "'sourceConfig.pulsar.address'")) << Join(p.notices);
+  EXPECT_TRUE(AnyContains(p.notices, "'sourceConfig.pulsar.webAddress'")) << Join(p.notices);
+  EXPECT_FALSE(AnyContains(p.notices, "'sourceConfig.pulsar.address'")) << Join(p.notices);  // read: it selects Pulsar
   EXPECT_TRUE(AnyContains(p.notices, "'sourceConfig.kafka.producer.linger.ms'")) << Join(p.notices);
   EXPECT_TRUE(AnyContains(p.notices, "'metaStoreConfig.mysqlSourceUrl'")) << Join(p.notices);
+}
+
+TEST(ParseConfigTest, PulsarSourceAsTheOfficialFileHasIt) {
+  auto p = Parse(
+      "sourceConfig:\n"
+      "  pulsar:\n"
+      "    address: pulsar+ssl://broker.example:6651\n"
+      "    port: 6650\n"
+      "    webAddress: broker.example:80\n"
+      "    webPort: 80\n"
+      "    maxMessageSize: '5242880'\n"
+      "    tenant: t1\n"
+      "    namespace: ns1\n"
+      "    authPlugin: org.apache.pulsar.client.impl.auth.AuthenticationToken\n"
+      "    authParams: token:abc.def\n"
+      "    tlsTrustCertsFilePath: ca.pem\n");
+  ASSERT_TRUE(p.config.ok()) << p.config.status().ToString();
+  EXPECT_TRUE(p.warnings.empty()) << Join(p.warnings);
+  const PulsarSourceConfig& c = p.config->source.pulsar;
+  EXPECT_TRUE(p.config->source.UsesPulsar());
+  EXPECT_EQ(c.ServiceUrl(), "pulsar+ssl://broker.example:6651");
+  EXPECT_EQ(c.max_message_size, 5242880);
+  EXPECT_EQ(c.tenant, "t1");
+  EXPECT_EQ(c.ns, "ns1");
+  EXPECT_EQ(c.auth_params, "token:abc.def");
+  EXPECT_EQ(c.tls_trust_certs_file, "ca.pem");
+}
+
+TEST(ParseConfigTest, PulsarHostWithPortAndDefaults) {
+  auto p = Parse("sourceConfig:\n  pulsar:\n    address: 10.0.0.5\n    port: 16650\n");
+  ASSERT_TRUE(p.config.ok()) << p.config.status().ToString();
+  EXPECT_EQ(p.config->source.pulsar.ServiceUrl(), "pulsar://10.0.0.5:16650");
+  EXPECT_EQ(p.config->source.pulsar.tenant, "public");
+  EXPECT_EQ(p.config->source.pulsar.ns, "default");
+  EXPECT_FALSE(Parse("sourceConfig:\n  kafka:\n    address: k:9092\n").config->source.UsesPulsar());
+}
+
+TEST(ParseConfigTest, PulsarErrorsNameTheKey) {
+  auto both = Parse("sourceConfig:\n  kafka:\n    address: k:9092\n  pulsar:\n    address: pulsar://p:6650\n");
+  ASSERT_FALSE(both.config.ok());
+  EXPECT_NE(both.config.status().message().find("both set"), std::string::npos) << both.config.status().message();
+  auto scheme = Parse("sourceConfig:\n  pulsar:\n    address: http://p:8080\n");
+  ASSERT_FALSE(scheme.config.ok());
+  EXPECT_NE(scheme.config.status().message().find("sourceConfig.pulsar.address"), std::string::npos);
+  auto plugin = Parse("sourceConfig:\n  pulsar:\n    address: pulsar://p:6650\n    authPlugin: oauth2\n");
+  ASSERT_FALSE(plugin.config.ok());
+  EXPECT_NE(plugin.config.status().message().find("authPlugin"), std::string::npos);
+  auto size = Parse("sourceConfig:\n  pulsar:\n    address: pulsar://p:6650\n    maxMessageSize: 5MB\n");
+  ASSERT_FALSE(size.config.ok());
+  EXPECT_NE(size.config.status().message().find("maxMessageSize"), std::string::npos);
 }
 
 TEST(ParseConfigTest, WarningAndNoticeSinksAreOptional) {
