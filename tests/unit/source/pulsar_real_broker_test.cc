@@ -6,6 +6,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <random>
+
+#include <zstd.h>
 
 #include "decode/decoder.h"
 #include "source/pulsar/connection.h"
@@ -41,6 +44,58 @@ std::vector<RawMessage> ReadN(PulsarChannelReader& r, size_t n, std::chrono::sec
     if (*m) out.push_back(std::move(**m));
   }
   return out;
+}
+
+// A minimal test-only producer (PRODUCER + SEND, ZSTD, not batched: Milvus 2.5's shape) on a
+// standalone broker that owns every topic (no lookup).
+void Produce(const std::string& topic, const std::vector<std::string>& payloads) {
+  auto eps = pulsar::ParseServiceUrl(Env("PULSAR_URL"));
+  ASSERT_TRUE(eps.ok());
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  auto conn = pulsar::Connection::Dial(eps->front(), {}, deadline);
+  ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+  auto roundtrip = [&](const std::string& frame, pb::BaseCommand::Type want) {
+    EXPECT_TRUE((*conn)->Send(frame, deadline).ok());
+    for (;;) {
+      auto body = (*conn)->ReadFrame(deadline, 8 << 20);
+      if (!body.ok() || !*body) return pb::BaseCommand();
+      auto f = pulsar::DecodeFrame(**body);
+      if (f.ok() && (f->command.type() == want || f->command.type() == pb::BaseCommand::ERROR ||
+                     f->command.type() == pb::BaseCommand::SEND_ERROR)) {
+        return f->command;
+      }
+    }
+  };
+  pb::BaseCommand c;
+  c.set_type(pb::BaseCommand::CONNECT);
+  c.mutable_connect()->set_client_version("milvus-cdc-test-producer");
+  c.mutable_connect()->set_protocol_version(18);
+  ASSERT_EQ(roundtrip(pulsar::EncodeCommand(c), pb::BaseCommand::CONNECTED).type(), pb::BaseCommand::CONNECTED);
+  c.Clear();
+  c.set_type(pb::BaseCommand::PRODUCER);
+  c.mutable_producer()->set_topic(topic);
+  c.mutable_producer()->set_producer_id(1);
+  c.mutable_producer()->set_request_id(1);
+  const pb::BaseCommand ok = roundtrip(pulsar::EncodeCommand(c), pb::BaseCommand::PRODUCER_SUCCESS);
+  ASSERT_EQ(ok.type(), pb::BaseCommand::PRODUCER_SUCCESS) << ok.DebugString();
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    c.Clear();
+    c.set_type(pb::BaseCommand::SEND);
+    c.mutable_send()->set_producer_id(1);
+    c.mutable_send()->set_sequence_id(i);
+    c.mutable_send()->set_num_messages(1);
+    pb::MessageMetadata md;
+    md.set_producer_name(ok.producer_success().producer_name());
+    md.set_sequence_id(i);
+    md.set_publish_time(static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count()));
+    std::string z(ZSTD_compressBound(payloads[i].size()), '\0');
+    z.resize(ZSTD_compress(z.data(), z.size(), payloads[i].data(), payloads[i].size(), 1));
+    md.set_compression(pb::ZSTD);
+    md.set_uncompressed_size(static_cast<uint32_t>(payloads[i].size()));
+    const pb::BaseCommand r = roundtrip(pulsar::EncodePayloadCommand(c, md, z), pb::BaseCommand::SEND_RECEIPT);
+    ASSERT_EQ(r.type(), pb::BaseCommand::SEND_RECEIPT) << r.DebugString();
+  }
 }
 
 class PulsarRealBroker : public ::testing::Test {
@@ -83,12 +138,6 @@ TEST_F(PulsarRealBroker, ReadsMilvusChannelWithInclusiveStarts) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].offset, msgs[3].offset);
 
-  // Latest: only what comes after Open.
-  auto latest = PulsarChannelReader::Open(Config(), channel, StartAt::Latest());
-  ASSERT_TRUE(latest.ok()) << latest.status().ToString();
-  got = ReadN(**latest, 1, std::chrono::seconds(20));
-  ASSERT_EQ(got.size(), 1u);
-  EXPECT_GE(got[0].offset, *hw);
 }
 
 TEST_F(PulsarRealBroker, PositionBeforeTheFirstLedgerIsAGap) {
@@ -108,6 +157,40 @@ TEST_F(PulsarRealBroker, PositionBeforeTheFirstLedgerIsAGap) {
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(m.status().message().find("is gone"), std::string::npos) << m.status().message();
+}
+
+TEST(PulsarRealBrokerProduced, LatestEarliestAndOffsetsOnAFreshTopic) {
+  if (Env("PULSAR_URL").empty()) GTEST_SKIP() << "PULSAR_URL is not set";
+  std::random_device rd;
+  const std::string channel = "cdc-unit-pulsar-" + std::to_string(rd()) + std::to_string(rd());
+  auto latest = PulsarChannelReader::Open(Config(), channel, StartAt::Latest());  // creates the topic
+  ASSERT_TRUE(latest.ok()) << latest.status().ToString();
+  Produce("persistent://public/default/" + channel, {"a", "bb", "ccc"});
+  auto got = ReadN(**latest, 3, std::chrono::seconds(20));
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].payload, "a");
+  EXPECT_EQ(got[2].payload, "ccc");
+  EXPECT_EQ(got[0].topic, channel);
+  EXPECT_LT(got[0].offset, got[1].offset);
+  auto hw = (*latest)->HighWatermark(10'000);
+  ASSERT_TRUE(hw.ok()) << hw.status().ToString();
+  EXPECT_EQ(*hw, got[2].offset + 1);
+  EXPECT_EQ((*latest)->next_offset(), got[2].offset + 1);
+
+  auto earliest = PulsarChannelReader::Open(Config(), channel, StartAt::Earliest());
+  ASSERT_TRUE(earliest.ok()) << earliest.status().ToString();
+  auto all = ReadN(**earliest, 3, std::chrono::seconds(20));
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[1].offset, got[1].offset);
+  auto at = PulsarChannelReader::Open(Config(), channel, StartAt::Offset(got[1].offset));
+  ASSERT_TRUE(at.ok()) << at.status().ToString();
+  auto from = ReadN(**at, 2, std::chrono::seconds(20));
+  ASSERT_EQ(from.size(), 2u);
+  EXPECT_EQ(from[0].payload, "bb");
+  EXPECT_EQ(from[1].payload, "ccc");
+  auto none = (*at)->Poll(300);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(*none);
 }
 
 // Reads raw MESSAGE frames with the wire pieces only (no reader) and writes them as hex.
