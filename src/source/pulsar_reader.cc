@@ -1,6 +1,16 @@
 // PulsarChannelReader: the protocol flow on top of pulsar/ (framing, connection, decoding).
 // Everything runs on the owner's thread inside Poll/HighWatermark: blocking I/O bounded by
 // poll() deadlines, no background thread.
+//
+// Decisions worth knowing:
+//  - A reconnect attempt inside Poll may take up to operation_timeout per step (dial, CONNECT,
+//    lookup, subscribe), past Poll's own timeout; between attempts Poll sleeps (backoff), never spins.
+//  - Latest pins "just after the last message at Open" (GET_LAST_MESSAGE_ID), so a reconnect before
+//    the first message loses nothing; on an empty ledger it resubscribes at Latest again.
+//  - HighWatermark: packed(last id) + 1; an empty current ledger (entry -1) gives (ledger, 0, 0), the
+//    id the next message gets; no ledger at all gives next_offset() (or 0). Never below next_offset().
+//  - The gap check holds for starts at a message that existed (Milvus positions, "just after" a
+//    read message); a start at an entry never written can read as a gap once the ledger rolls.
 #include "source/pulsar_reader.h"
 
 #include <algorithm>
@@ -327,7 +337,10 @@ Status PulsarChannelReader::Impl::Establish() {
     return st;
   }
   log_->info("topic {}: subscribed at {} via {}{}", topic_,
-             at.kind == StartAt::Kind::kOffset ? "offset " + std::to_string(at.offset)
+             at.kind == StartAt::Kind::kOffset ? "offset " + std::to_string(at.offset) + " (ledger " +
+                                                     std::to_string(UnpackPulsarId(at.offset).ledger) + " entry " +
+                                                     std::to_string(UnpackPulsarId(at.offset).entry) + " batch " +
+                                                     std::to_string(UnpackPulsarId(at.offset).batch_index) + ")"
              : at.kind == StartAt::Kind::kEarliest ? std::string("earliest")
                                                     : std::string("latest"),
              target->broker.HostPort(), target->via_proxy ? " (proxy " + target->service.HostPort() + ")" : "");
