@@ -1,5 +1,5 @@
 # Protocol buffers for milvus-cdc. Included from the top-level CMakeLists.txt after
-# find_package(Protobuf) and find_package(gRPC CONFIG). Defines two static libraries:
+# find_package(Protobuf) and find_package(gRPC CONFIG). Defines three static libraries:
 #
 #   cdc_milvus_proto    the official Milvus protos (common, schema, msg, rg, feder, milvus +
 #                       MilvusService gRPC), fetched at configure time by scripts/fetch-protos.sh
@@ -7,6 +7,7 @@
 #   cdc_internal_proto  our own protos under proto/: Milvus's internal etcd records
 #                       (milvus/etcd_meta.proto, milvus/index_coord.proto) and the etcd v3 API
 #                       subset (etcd/*.proto, with KV/Watch/Lease/Auth/Maintenance gRPC).
+#   cdc_pulsar_proto    our own subset of Pulsar's binary protocol (pulsar/pulsar_wire.proto).
 #
 # Generated code lives in ${CDC_PROTO_GEN_DIR}; include it as "milvus.grpc.pb.h",
 # "milvus/etcd_meta.pb.h", "etcd/rpc.grpc.pb.h", ... It is compiled without our warning flags and
@@ -149,3 +150,10 @@ _cdc_protoc_generate(_cdc_internal_proto_srcs
   INCLUDES ${_cdc_milvus_proto_dir}
   DEPENDS ${_cdc_milvus_proto_paths})
 _cdc_proto_library(cdc_internal_proto SOURCES ${_cdc_internal_proto_srcs} LIBS cdc_milvus_proto)
+
+# ---- 5. cdc_pulsar_proto ----------------------------------------------------------------------
+
+_cdc_protoc_generate(_cdc_pulsar_proto_srcs
+  ROOT ${PROJECT_SOURCE_DIR}/proto
+  FILES pulsar/pulsar_wire.proto)
+_cdc_proto_library(cdc_pulsar_proto SOURCES ${_cdc_pulsar_proto_srcs})

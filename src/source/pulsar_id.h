@@ -23,10 +23,17 @@ struct PulsarId {
   int32_t batch_size = 0;    // 0: absent
 };
 
+// Refuses sentinels (negative ledger or entry: "earliest"; int64 max: "latest") as ids that do not
+// fit; callers map them to StartAt::Earliest()/Latest() first with the two helpers below.
 StatusOr<int64_t> PackPulsarId(const PulsarId& id);
 PulsarId UnpackPulsarId(int64_t offset);  // batch_index >= 0
 // Go-style serialization (partition 0, batch_index, batch_size when > 0).
 std::string SerializePulsarId(const PulsarId& id);
+// Reads Go-style and Java-style (partition -1, no batch_index) ids and the sentinels; nullopt if
+// the bytes are not a MessageIdData with a ledger and an entry.
 std::optional<PulsarId> ParsePulsarId(const std::string& bytes);
+// Go/Java "earliest" (ledger and entry -1) and "latest" (ledger and entry int64 max).
+bool IsEarliestPulsarId(const PulsarId& id);
+bool IsLatestPulsarId(const PulsarId& id);
 
 }  // namespace cdc::source
