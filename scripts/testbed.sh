@@ -210,7 +210,7 @@ ensure_venv() {
   rm -rf "$v"
   python3 -m venv "$v"
   "$v/bin/python" -m pip install -q --disable-pip-version-check -r "$REPO/testbed/requirements.txt"
-  "$v/bin/python" -W ignore -c 'import pymilvus, confluent_kafka, yaml, pytest' \
+  "$v/bin/python" -W ignore -c 'import pymilvus, confluent_kafka, pulsar, yaml, pytest' \
     || die "venv $v: imports failed"
   touch "$v/.complete"
 }
