@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Local test bed for milvus-cdc: etcd, Kafka (KRaft) and two or three Milvus standalone
-# processes on 127.0.0.1, no containers. See docs/testbed.md.
+# Local test bed for milvus-cdc: etcd, Kafka (KRaft) or Pulsar (standalone), and two or three
+# Milvus standalone processes on 127.0.0.1, no containers. See docs/testbed.md.
 #
-#   scripts/testbed.sh up [--replica] [--lite]
+#   scripts/testbed.sh up [--replica] [--lite] [--mq kafka|pulsar]
 #                                       start (or reuse) the bed and wait until healthy; --replica
 #                                       adds REPLICA, --lite a milvus-lite 3.x server (a current-
-#                                       protocol target, docs/testbed.md)
+#                                       protocol target, docs/testbed.md); --mq pulsar runs a
+#                                       Pulsar broker instead of Kafka and points the Milvus
+#                                       instances at it (the choice is kept in the run dir; `up`
+#                                       refuses a running bed that uses the other one)
 #   scripts/testbed.sh down             stop the processes this bed started (by PID), remove run data
 #   scripts/testbed.sh status           one line per component; exit 0 only if all started ones are healthy
 #   scripts/testbed.sh env              KEY=VALUE lines for tests and tools
 #
-# One component of a running bed (COMPONENT: etcd, kafka, source, target, replica, lite); for fault tests:
+# One component of a running bed (COMPONENT: etcd, kafka or pulsar, source, target, replica, lite);
+# for fault tests:
 #   scripts/testbed.sh stop COMPONENT [--kill]     SIGTERM with the usual grace, then SIGKILL
 #                                                  (--kill: SIGKILL at once). Data and config stay.
 #   scripts/testbed.sh start COMPONENT             start it again on its data and config; waits until healthy
@@ -25,6 +29,8 @@
 #   TESTBED_HEALTH_TIMEOUT  seconds to wait for each Milvus /healthz (default 300)
 #   TESTBED_MILVUS_VERSION  PyPI `milvus` wheel to unpack (default 2.3.5, see docs/milvus-notes.md)
 #   TESTBED_KAFKA_VERSION   Kafka jars from Maven Central (default 3.9.1)
+#   TESTBED_MQ              kafka (default) or pulsar: the message queue of a new bed, as --mq
+#   TESTBED_PULSAR_VERSION  Pulsar broker jars from Maven Central (default 4.0.7)
 #   TESTBED_MILVUS_STOP_TIMEOUT  SIGTERM grace for Milvus before SIGKILL (default 15)
 #   TESTBED_TIME_TICK_MS    Milvus proxy.timeTickInterval of a new bed (default 500; Milvus's own is 200)
 #   TESTBED_LITE            1: `up` also starts milvus-lite, as --lite does
@@ -37,6 +43,7 @@ OFF=${TESTBED_PORT_OFFSET:-0}
 HEALTH_TIMEOUT=${TESTBED_HEALTH_TIMEOUT:-300}
 MILVUS_VERSION=${TESTBED_MILVUS_VERSION:-2.3.5}
 KAFKA_VERSION=${TESTBED_KAFKA_VERSION:-3.9.1}
+PULSAR_VERSION=${TESTBED_PULSAR_VERSION:-4.0.7}
 DML_CHANNELS=4
 TIME_TICK_MS=${TESTBED_TIME_TICK_MS:-500}
 MARKER=.milvus-cdc-testbed   # only a run dir holding this file is ever deleted
@@ -44,6 +51,9 @@ MARKER=.milvus-cdc-testbed   # only a run dir holding this file is ever deleted
 # ---------------------------------------------------------------- ports (testbed.md §1)
 ETCD_PORT=$((23790 + OFF));  ETCD_PEER_PORT=$((23800 + OFF))
 KAFKA_PORT=$((19092 + OFF)); KAFKA_CTRL_PORT=$((19093 + OFF))
+# Pulsar standalone: broker (binary protocol), web/admin REST, its one bookie. It opens nothing
+# else with --no-functions-worker --no-stream-storage (stream storage would take 4181).
+PULSAR_PORT=$((16650 + OFF)); PULSAR_WEB_PORT=$((18080 + OFF)); PULSAR_BK_PORT=$((13181 + OFF))
 CDC_PORT=$((8444 + OFF))
 LITE_PORT=$((19830 + OFF))   # milvus-lite (optional): one gRPC port, nothing else
 # Milvus instances: name, port shift (+100 per instance), etcd root = channel prefix, ttMsgEnabled.
@@ -84,6 +94,13 @@ lite_venv_dir() { # the milvus-lite venv, keyed the same way by its own requirem
 LITE_PY=$(lite_venv_dir)/bin/python
 
 pid_of() { cat "$RUN/$1/pid" 2>/dev/null || true; }
+
+# The bed's message queue (kafka or pulsar): fixed by `up` in $RUN/mq; before that TESTBED_MQ.
+bed_mq() {
+  if [[ -f "$RUN/mq" ]]; then cat "$RUN/mq"; else echo "${TESTBED_MQ:-kafka}"; fi
+}
+MQ=$(bed_mq)
+[[ $MQ == kafka || $MQ == pulsar ]] || die "message queue '$MQ' unknown (kafka or pulsar)"
 
 # A component is running when its pidfile names a live process whose cwd is the component
 # dir (every process is started from there; this guards against PID reuse).
@@ -193,7 +210,7 @@ ensure_venv() {
   rm -rf "$v"
   python3 -m venv "$v"
   "$v/bin/python" -m pip install -q --disable-pip-version-check -r "$REPO/testbed/requirements.txt"
-  "$v/bin/python" -W ignore -c 'import pymilvus, confluent_kafka, yaml, pytest' \
+  "$v/bin/python" -W ignore -c 'import pymilvus, confluent_kafka, pulsar, yaml, pytest' \
     || die "venv $v: imports failed"
   touch "$v/.complete"
 }
@@ -250,6 +267,21 @@ ensure_kafka() {
   ls "$KAFKA_LIB"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null || die "kafka jars missing after mvn"
   touch "$KAFKA_LIB/.complete"
 }
+
+PULSAR_LIB=$CACHE/pulsar-$PULSAR_VERSION/lib
+ensure_pulsar() {
+  [[ -f "$PULSAR_LIB/.complete" ]] && return 0
+  log "resolving Pulsar $PULSAR_VERSION jars from Maven Central into $PULSAR_LIB"
+  rm -rf "$PULSAR_LIB"; mkdir -p "$PULSAR_LIB"
+  mvn -B -q -Dstyle.color=never -f "$REPO/testbed/pulsar-pom.xml" -Dpulsar.version="$PULSAR_VERSION" \
+    -Dmaven.repo.local="$CACHE/m2" \
+    org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$PULSAR_LIB"
+  ls "$PULSAR_LIB"/pulsar-broker-"$PULSAR_VERSION".jar >/dev/null || die "pulsar jars missing after mvn"
+  touch "$PULSAR_LIB/.complete"
+}
+
+ensure_mq() { if [[ $MQ == pulsar ]]; then ensure_pulsar; else ensure_kafka; fi; }
 
 # ---------------------------------------------------------------- etcd
 etcd_healthy() { ETCDCTL_API=3 etcdctl --endpoints="127.0.0.1:$ETCD_PORT" --command-timeout=3s endpoint health; }
@@ -321,6 +353,102 @@ EOF
   wait_for "kafka metadata" 120 kafka kafka_healthy
 }
 
+# ---------------------------------------------------------------- Pulsar (standalone: broker + one bookie)
+# What bin/pulsar adds to the JVM, with a small heap (docs/testbed.md, "Pulsar").
+PULSAR_JAVA_OPTS=(-Xms256m -Xmx512m -XX:MaxDirectMemorySize=512m -XX:+UseSerialGC
+  -XX:TieredStopAtLevel=1 -XX:-UsePerfData -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
+  -Dio.netty.tryReflectionSetAccessible=true
+  --add-opens java.base/java.io=ALL-UNNAMED --add-opens java.base/java.util.zip=ALL-UNNAMED
+  --add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/jdk.internal.misc=ALL-UNNAMED
+  --add-opens java.base/sun.net=ALL-UNNAMED --add-opens java.management/sun.management=ALL-UNNAMED
+  --add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED
+  -Djava.net.preferIPv4Stack=true -Djute.maxbuffer=10485760
+  -Dbookkeeper.metadata.bookie.drivers=org.apache.pulsar.metadata.bookkeeper.PulsarMetadataBookieDriver
+  -Dbookkeeper.metadata.client.drivers=org.apache.pulsar.metadata.bookkeeper.PulsarMetadataClientDriver
+  "-Dlog4j.configurationFile=$REPO/testbed/pulsar-log4j2.xml" "-Dpulsar.log.dir=$RUN/pulsar/logs")
+# Ready = the admin REST health check (it round-trips a message through a heartbeat topic)
+# answers 200, and the broker port accepts a TCP connection.
+pulsar_healthy() {
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' -m 10 "http://127.0.0.1:$PULSAR_WEB_PORT/admin/v2/brokers/health")" == 200 ]] \
+    && timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PULSAR_PORT" 2>/dev/null
+}
+write_pulsar_config() { # one file: the broker's ServiceConfiguration and the bookie's ServerConfiguration
+  cat > "$1" <<EOF
+# Pulsar standalone for the milvus-cdc test bed (written by scripts/testbed.sh; docs/testbed.md).
+# Keys left out take the Java defaults of ServiceConfiguration / BookKeeper's ServerConfiguration,
+# not those of Pulsar's conf/standalone.conf.
+clusterName=standalone
+bindAddress=127.0.0.1
+advertisedAddress=127.0.0.1
+brokerServicePort=$PULSAR_PORT
+webServicePort=$PULSAR_WEB_PORT
+# one bookie: the Java default quorum of 2 fails with "not enough bookies"
+managedLedgerDefaultEnsembleSize=1
+managedLedgerDefaultWriteQuorum=1
+managedLedgerDefaultAckQuorum=1
+loadManagerClassName=org.apache.pulsar.broker.loadbalance.NoopLoadManager
+loadBalancerEnabled=false
+# Milvus topics have long idle stretches; never delete them
+brokerDeleteInactiveTopicsEnabled=false
+allowAutoTopicCreation=true
+allowAutoTopicCreationType=non-partitioned
+# like Milvus deployments: keep a week whatever the subscriptions acked, so a CDC can re-read
+defaultRetentionTimeInMinutes=10080
+defaultRetentionSizeInMB=-1
+maxMessageSize=104857600
+nettyMaxFrameSizeBytes=104867840
+webSocketServiceEnabled=false
+transactionCoordinatorEnabled=false
+brokerShutdownTimeoutMs=10000
+# small caches and pools for a 2-core host
+managedLedgerCacheSizeMB=32
+numIOThreads=2
+numHttpServerThreads=8
+numExecutorThreadPoolSize=2
+numOrderedExecutorThreads=2
+numCacheExecutorThreadPoolSize=1
+topicOrderedExecutorThreadNum=2
+managedLedgerNumSchedulerThreads=2
+bookkeeperClientNumWorkerThreads=2
+bookkeeperClientNumIoThreads=2
+# --- the bookie: PulsarStandalone (RocksDB metadata mode) loads this same file as its
+# ServerConfiguration. allowEphemeralPorts=true: without it Pulsar 4.0's BKCluster ignores
+# --bookkeeper-port and takes a random free port (the bookie id in its cookie is host:port).
+allowEphemeralPorts=true
+listeningInterface=lo
+allowLoopback=true
+journalSyncData=false
+diskUsageThreshold=0.99
+diskUsageWarnThreshold=0.99
+# read by DbLedgerStorage only; this bookie keeps BookKeeper's default SortedLedgerStorage
+dbStorage_writeCacheMaxSizeMb=32
+dbStorage_readAheadCacheMaxSizeMb=32
+numAddWorkerThreads=1
+numReadWorkerThreads=2
+numJournalCallbackThreads=1
+serverNumIOThreads=2
+EOF
+}
+start_pulsar() {
+  if is_running pulsar; then log "pulsar: reusing pid $(pid_of pulsar)"; wait_for "pulsar health" 180 pulsar pulsar_healthy; return; fi
+  check_ports_free pulsar "$PULSAR_PORT" "$PULSAR_WEB_PORT" "$PULSAR_BK_PORT"
+  local d=$RUN/pulsar
+  mkdir -p "$d/data" "$d/logs"
+  # a restart (`start pulsar`) keeps the config and the data: never --wipe-data
+  if [[ -f "$d/standalone.conf" ]]; then
+    log "pulsar: restarting on the existing data in $d/data"
+  else
+    write_pulsar_config "$d/standalone.conf"
+  fi
+  start_bg pulsar java "${PULSAR_JAVA_OPTS[@]}" -cp "$PULSAR_LIB/*" org.apache.pulsar.PulsarStandaloneStarter \
+    --config standalone.conf --no-functions-worker --no-stream-storage \
+    --metadata-dir "$d/data/metadata" --bookkeeper-dir "$d/data/bookkeeper" \
+    --bookkeeper-port "$PULSAR_BK_PORT" --advertised-address 127.0.0.1
+  wait_for "pulsar health" 180 pulsar pulsar_healthy
+}
+
+start_mq() { if [[ $MQ == pulsar ]]; then start_pulsar; else start_kafka; fi; }
+
 # ---------------------------------------------------------------- Milvus
 milvus_healthy() { [[ "$(curl -sf -m 3 "http://127.0.0.1:$(metrics_port "$1")/healthz")" == OK ]]; }
 start_milvus() {
@@ -336,7 +464,8 @@ start_milvus() {
   # a restart (`start source`) keeps the rendered config; the data (etcd root, local storage) stays
   [[ -f "$d/conf/milvus.yaml" ]] && log "$comp: restarting on its existing config and data" || \
   "$PY" "$REPO/testbed/milvus_config.py" --template "$MILVUS_HOME/tmpl/config.yaml.template" \
-    --instance-dir "$d" --etcd "127.0.0.1:$ETCD_PORT" --kafka "127.0.0.1:$KAFKA_PORT" \
+    --instance-dir "$d" --etcd "127.0.0.1:$ETCD_PORT" --mq "$MQ" --kafka "127.0.0.1:$KAFKA_PORT" \
+    --pulsar "127.0.0.1:$PULSAR_PORT" --pulsar-web-port "$PULSAR_WEB_PORT" \
     --port-shift $((M_SHIFT[$name] + OFF)) --root "${M_ROOT[$name]}" --prefix "${M_ROOT[$name]}" \
     --tt-msg-enabled "${M_TT[$name]}" --dml-channels "$DML_CHANNELS" \
     --time-tick-ms "$TIME_TICK_MS"
@@ -366,6 +495,23 @@ start_lite() {
 }
 
 # ---------------------------------------------------------------- CDC config
+mq_source_config() { # the sourceConfig block of the bed's message queue (official cdc.yaml shape)
+  if [[ $MQ == pulsar ]]; then
+    cat <<EOF
+  pulsar:
+    address: pulsar://127.0.0.1:$PULSAR_PORT
+    webAddress: 127.0.0.1:$PULSAR_WEB_PORT
+    maxMessageSize: 5242880
+    tenant: public
+    namespace: default
+EOF
+  else
+    cat <<EOF
+  kafka:
+    address: 127.0.0.1:$KAFKA_PORT
+EOF
+  fi
+}
 write_cdc_config() {
   mkdir -p "$RUN/cdc"
   cat > "$RUN/cdc/cdc.yaml" <<EOF
@@ -383,8 +529,7 @@ sourceConfig:
     address: [127.0.0.1:$ETCD_PORT]
     rootPath: ${M_ROOT[source]}
     metaSubPath: meta
-  kafka:
-    address: 127.0.0.1:$KAFKA_PORT
+$(mq_source_config)
   milvus:
     uri: http://127.0.0.1:$(proxy_port source)
   replicateChan: ${M_ROOT[source]}-replicate-msg
@@ -395,21 +540,34 @@ EOF
 # ---------------------------------------------------------------- commands
 any_running() {
   local c
-  for c in etcd kafka milvus-source milvus-target milvus-replica milvus-lite; do is_running "$c" && return 0; done
+  for c in etcd kafka pulsar milvus-source milvus-target milvus-replica milvus-lite; do is_running "$c" && return 0; done
   return 1
 }
 
 cmd_up() {
-  local replica=0 lite=0
+  local replica=0 lite=0 want=${TESTBED_MQ:-kafka} cur
   [[ ${TESTBED_LITE:-} == 1 ]] && lite=1
-  for a in "$@"; do
-    case $a in --replica) replica=1 ;; --lite) lite=1 ;; *) die "up: unknown option $a" ;; esac
+  while (($#)); do
+    case $1 in
+      --replica) replica=1 ;;
+      --lite) lite=1 ;;
+      --mq) (($# >= 2)) || die "up: --mq needs kafka or pulsar"; want=$2; shift ;;
+      --mq=*) want=${1#--mq=} ;;
+      *) die "up: unknown option $1" ;;
+    esac
+    shift
   done
+  [[ $want == kafka || $want == pulsar ]] || die "up: --mq $want: kafka or pulsar"
+  if any_running; then
+    cur=kafka; [[ -f "$RUN/mq" ]] && cur=$(cat "$RUN/mq")
+    [[ $cur == "$want" ]] || die "the bed in $RUN is running with mq=$cur, but \`up\` was asked for mq=$want (--mq or TESTBED_MQ). Run \`scripts/testbed.sh down\` first, or ask for --mq $cur."
+  fi
+  MQ=$want
   local t0; t0=$(now)
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   ensure_tools
   mkdir -p "$CACHE"
-  ensure_venv; ensure_kafka; ensure_milvus
+  ensure_venv; ensure_mq; ensure_milvus
   if ((lite)); then ensure_lite_venv; fi
   log "installs ready after $(( $(now) - t0 ))s"
   if ! any_running; then
@@ -419,11 +577,15 @@ cmd_up() {
     fi
     rm -rf "$RUN"
   fi
-  mkdir -p "$RUN"; touch "$RUN/$MARKER"
+  mkdir -p "$RUN"; touch "$RUN/$MARKER"; echo "$MQ" > "$RUN/mq"
   # fail fast, before starting anything, if a port of a component still to start is taken
   local lo; lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   is_running etcd || check_ports_free etcd "$ETCD_PORT" "$ETCD_PEER_PORT"
-  is_running kafka || check_ports_free kafka "$KAFKA_PORT" "$KAFKA_CTRL_PORT"
+  if [[ $MQ == pulsar ]]; then
+    is_running pulsar || check_ports_free pulsar "$PULSAR_PORT" "$PULSAR_WEB_PORT" "$PULSAR_BK_PORT"
+  else
+    is_running kafka || check_ports_free kafka "$KAFKA_PORT" "$KAFKA_CTRL_PORT"
+  fi
   for n in source target $( ((replica)) && echo replica); do
     # shellcheck disable=SC2046
     is_running "milvus-$n" || check_ports_free "milvus-$n" $(milvus_ports "$n")
@@ -433,7 +595,7 @@ cmd_up() {
     log "WARNING: with TESTBED_PORT_OFFSET=$OFF some ports are in the ephemeral range (>= $lo); starts may collide"
   fi
   start_etcd
-  start_kafka
+  start_mq
   start_milvus source
   start_milvus target
   if ((replica)); then start_milvus replica; fi
@@ -448,7 +610,7 @@ cmd_down() {
   # Milvus 2.3.5 standalone hangs in its graceful stop (proxy retries the stopped rootcoord
   # forever, gracefulStopTimeout is not applied), so it gets a short grace, then SIGKILL.
   stop_components "${TESTBED_MILVUS_STOP_TIMEOUT:-15}" milvus-lite milvus-replica milvus-target milvus-source
-  stop_components 30 kafka
+  stop_components 30 kafka pulsar
   stop_components 30 etcd
   # Milvus's own flock-ed pid files (fixed runtime dir, one per -alias of this bed)
   for n in "${MILVUS_INSTANCES[@]}"; do
@@ -464,13 +626,14 @@ cmd_down() {
 cmd_status() {
   local c pid state rc=0 ok started=0 rss
   printf '%-15s %-8s %-9s %-9s %s\n' COMPONENT PID STATE RSS_MB PORTS
-  for c in etcd kafka milvus-source milvus-target milvus-replica milvus-lite; do
+  for c in etcd "$MQ" milvus-source milvus-target milvus-replica milvus-lite; do
     pid=$(pid_of "$c"); state=stopped; rss=-
     if is_running "$c"; then
       started=$((started + 1))
       if frozen "$pid"; then ok=0; else case $c in
         etcd) etcd_healthy >/dev/null 2>&1 && ok=1 || ok=0 ;;
         kafka) kafka_healthy && ok=1 || ok=0 ;;
+        pulsar) pulsar_healthy && ok=1 || ok=0 ;;
         milvus-lite) lite_healthy >/dev/null 2>&1 && ok=1 || ok=0 ;;
         milvus-*) milvus_healthy "${c#milvus-}" && ok=1 || ok=0 ;;
       esac; fi
@@ -493,7 +656,15 @@ cmd_env() {
   cat <<EOF
 TESTBED_RUN_DIR=$RUN
 ETCD_ENDPOINTS=127.0.0.1:$ETCD_PORT
-KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+SOURCE_MQ=$MQ
+EOF
+  if [[ $MQ == pulsar ]]; then
+    echo "PULSAR_URL=pulsar://127.0.0.1:$PULSAR_PORT"
+    echo "PULSAR_WEB_URL=http://127.0.0.1:$PULSAR_WEB_PORT"
+  else
+    echo "KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+  fi
+  cat <<EOF
 SOURCE_MILVUS_URI=http://127.0.0.1:$(proxy_port source)
 TARGET_MILVUS_URI=http://127.0.0.1:$(proxy_port target)
 EOF
@@ -516,10 +687,13 @@ EOF
 # ---------------------------------------------------------------- one component (fault tests)
 comp_dir() { # COMPONENT argument -> its dir under the run dir
   case ${1:-} in
-    etcd|kafka) echo "$1" ;;
+    etcd) echo "$1" ;;
+    kafka|pulsar)
+      [[ $1 == "$MQ" ]] || die "this bed runs $MQ, not $1 (the mq is chosen by \`up --mq\`)"
+      echo "$1" ;;
     source|target|replica|lite) echo "milvus-$1" ;;
     milvus-source|milvus-target|milvus-replica|milvus-lite) echo "$1" ;;
-    *) die "unknown component '${1:-}' (etcd, kafka, source, target, replica, lite)" ;;
+    *) die "unknown component '${1:-}' (etcd, kafka or pulsar, source, target, replica, lite)" ;;
   esac
 }
 
@@ -527,6 +701,7 @@ comp_ports() { # every port a component listens on
   case $1 in
     etcd) echo "$ETCD_PORT $ETCD_PEER_PORT" ;;
     kafka) echo "$KAFKA_PORT $KAFKA_CTRL_PORT" ;;
+    pulsar) echo "$PULSAR_PORT $PULSAR_WEB_PORT $PULSAR_BK_PORT" ;;
     milvus-lite) echo "$LITE_PORT" ;;
     milvus-*) milvus_ports "${1#milvus-}" ;;
   esac
@@ -586,6 +761,7 @@ cmd_start() {
   case $c in
     etcd) start_etcd ;;
     kafka) start_kafka ;;
+    pulsar) start_pulsar ;;
     milvus-lite)
       [[ -d "$RUN/$c" ]] || die "$c was never started in this bed (use \`up --lite\`)"
       start_lite ;;
@@ -622,5 +798,5 @@ case ${1:-} in
   down) cmd_down ;;
   status) cmd_status ;;
   env) cmd_env ;;
-  *) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -3,11 +3,12 @@
 
 The wheel ships `config.yaml.template`: the upstream milvus.yaml with placeholders of the
 form `{{ name }}`, `{{ name: default }}` or `{{ name(type): default }}`. We substitute the
-placeholders, parse the result and deep-merge the bed's overrides (external etcd, Kafka,
-local storage, loopback addresses, trimmed for a 2-core machine).
+placeholders, parse the result and deep-merge the bed's overrides (external etcd, Kafka or
+Pulsar, local storage, loopback addresses, trimmed for a 2-core machine).
 
 Run with the bed's venv interpreter (needs PyYAML):
-  milvus_config.py --template T --instance-dir D --etcd HOST:PORT --kafka HOST:PORT
+  milvus_config.py --template T --instance-dir D --etcd HOST:PORT
+                   (--kafka HOST:PORT | --mq pulsar --pulsar HOST:PORT --pulsar-web-port P)
                    --port-shift N --root ROOT --prefix PREFIX --tt-msg-enabled true|false
                    [--dml-channels 4]
 Writes D/conf/milvus.yaml and D/conf/glog.conf (D/conf is the instance's MILVUSCONF).
@@ -84,10 +85,8 @@ def overrides(a):
         # --- storage without MinIO
         "common.storageType": "local",
         "localStorage.path": os.path.join(inst, "data"),
-        # --- message queue: the shared Kafka, channel namespace per instance
-        "mq.type": "kafka",
-        "kafka.brokerList": a.kafka,
-        "kafka.readTimeout": 10,
+        # --- message queue: the shared Kafka or Pulsar, channel namespace per instance
+        "mq.type": a.mq,
         "rocksmq.path": os.path.join(inst, "rdb"),
         "rocksmq.lrucacheratio": 0.01,
         "natsmq.server.storeDir": os.path.join(inst, "nats"),
@@ -136,6 +135,20 @@ def overrides(a):
         # after kill -9 is not slowed by the longer lease (measured: healthy after 2 s).
         "common.session.ttl": 60,
     }
+    if a.mq == "kafka":
+        o.update({"kafka.brokerList": a.kafka, "kafka.readTimeout": 10})
+    else:
+        host, port = a.pulsar.rsplit(":", 1)
+        o.update({
+            "pulsar.address": host,
+            "pulsar.port": int(port),
+            # the broker's own web port: the template's 80 assumes a proxy and breaks
+            # Milvus's subscription cleanup
+            "pulsar.webport": a.pulsar_web_port,
+            "pulsar.maxMessageSize": 5242880,  # the 2.3 default; below the broker's 100 MiB
+            "pulsar.tenant": "public",
+            "pulsar.namespace": "default",
+        })
     o.update(ports)
     return dotted(o)
 
@@ -157,7 +170,10 @@ def main():
     p.add_argument("--template", required=True)
     p.add_argument("--instance-dir", required=True)
     p.add_argument("--etcd", required=True)
-    p.add_argument("--kafka", required=True)
+    p.add_argument("--mq", choices=["kafka", "pulsar"], default="kafka")
+    p.add_argument("--kafka", help="HOST:PORT of the Kafka broker (--mq kafka)")
+    p.add_argument("--pulsar", help="HOST:PORT of the Pulsar broker service (--mq pulsar)")
+    p.add_argument("--pulsar-web-port", type=int, help="the Pulsar broker's admin/web port")
     p.add_argument("--port-shift", type=int, required=True)
     p.add_argument("--root", required=True)
     p.add_argument("--prefix", required=True)
@@ -166,6 +182,10 @@ def main():
     p.add_argument("--time-tick-ms", type=int, default=500,
                    help="proxy.timeTickInterval (Milvus's default is 200; 500 spares a 2-core host)")
     a = p.parse_args()
+    if a.mq == "kafka" and not a.kafka:
+        p.error("--mq kafka needs --kafka")
+    if a.mq == "pulsar" and not (a.pulsar and a.pulsar_web_port):
+        p.error("--mq pulsar needs --pulsar and --pulsar-web-port")
 
     inst = os.path.abspath(a.instance_dir)
     conf_dir = os.path.join(inst, "conf")
