@@ -36,7 +36,7 @@ from load import Batches, RawInserter, Writer, bench_schema
 from probes import CdcProcess, MarkerPoller, Sampler, machine_info
 
 REPO = Path(__file__).resolve().parents[1]
-BED_KEYS = ("ETCD_ENDPOINTS", "KAFKA_BROKERS", "SOURCE_MILVUS_URI", "TARGET_MILVUS_URI", "SOURCE_ETCD_ROOT",
+BED_KEYS = ("ETCD_ENDPOINTS", "SOURCE_MILVUS_URI", "TARGET_MILVUS_URI", "SOURCE_ETCD_ROOT",
             "SOURCE_META_SUBPATH", "SOURCE_REPLICATE_CHANNEL", "TESTBED_RUN_DIR")
 PHASES = ("direct", "live", "drain", "half", "direct_half", "backfill")
 
@@ -279,7 +279,7 @@ class Bench:
                 "milvus_connect_param": {"uri": self.bed["TARGET_MILVUS_URI"], "connect_timeout": 10},
                 "db_collections": {"*": [{"name": "*"}]}})["task_id"]
         bed_pids = {}
-        for comp in ("milvus-source", "milvus-target", "kafka", "etcd"):
+        for comp in ("milvus-source", "milvus-target", "kafka", "pulsar", "etcd"):
             try:
                 bed_pids[comp] = int((Path(self.bed["TESTBED_RUN_DIR"]) / comp / "pid").read_text())
             except (OSError, ValueError):
@@ -533,11 +533,17 @@ def main():
     if missing:
         raise SystemExit(f"bed settings missing from the environment ({', '.join(missing)}): run bench/run.sh")
     bed = {k: os.environ[k] for k in BED_KEYS}
+    bed["SOURCE_MQ"] = os.environ.get("SOURCE_MQ", "kafka")
+    queue_key = "PULSAR_URL" if bed["SOURCE_MQ"] == "pulsar" else "KAFKA_BROKERS"
+    if not os.environ.get(queue_key):
+        raise SystemExit(f"{queue_key} missing from the environment: run bench/run.sh")
+    bed[queue_key] = os.environ[queue_key]
     out_dir = Path(args.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
 
     info = machine_info()
     info["time_tick_ms"] = bed_time_tick_ms(os.environ.get("TESTBED_RUN_DIR", ""))
+    info["source_mq"] = bed["SOURCE_MQ"]
     log(f"the bed's Milvus time tick: {info['time_tick_ms']} ms")
     t_wall = time.time()
     bench = Bench(args, bed, out_dir)

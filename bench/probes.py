@@ -90,8 +90,8 @@ class CdcProcess:
             f"    address: [{bed['ETCD_ENDPOINTS']}]",
             f"    rootPath: {bed['SOURCE_ETCD_ROOT']}",
             f"    metaSubPath: {bed['SOURCE_META_SUBPATH']}",
-            "  kafka:",
-            f"    address: {bed['KAFKA_BROKERS']}",
+            *(["  pulsar:", f"    address: {bed['PULSAR_URL']}"] if bed.get("SOURCE_MQ") == "pulsar"
+              else ["  kafka:", f"    address: {bed['KAFKA_BROKERS']}"]),
             f"  replicateChan: {bed['SOURCE_REPLICATE_CHANNEL']}",
             "  milvus:",  # backfill and verify read the source through its API
             f"    uri: {bed['SOURCE_MILVUS_URI']}",

@@ -4,6 +4,9 @@
 #   bench/run.sh [options of bench/bench.py]     full run: 4 phases x (10 s warm-up + 120 s)
 #   bench/run.sh --window 30 --warmup 5          a shorter trial run
 #   bench/run.sh --help                          every option
+#   bench/run.sh --mq pulsar [options]           on a Pulsar bed (SOURCE's log in Pulsar)
+#   bench/run.sh --mq both [options]             the Kafka bed, then the Pulsar bed, same options;
+#                                                mq-compare.json holds the drain rates side by side
 #
 # Brings the bed up with scripts/testbed.sh (reusing a running one; the default bed unless
 # TESTBED_RUN_DIR / TESTBED_PORT_OFFSET say otherwise) and takes it down at the end if it
@@ -22,12 +25,19 @@ export CDC_BINARY=${CDC_BINARY:-$REPO/build/milvus-cdc}
 export TESTBED_TIME_TICK_MS=${TESTBED_TIME_TICK_MS:-200}
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-for a in "$@"; do
-  if [ "$a" = -h ] || [ "$a" = --help ]; then
-    eval "$(bash scripts/testbed.sh env 2>/dev/null | grep '^PYTHON=')" || true
-    exec "${PYTHON:-python3}" bench/bench.py --help
-  fi
+MQ=kafka
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help)
+      eval "$(bash scripts/testbed.sh env 2>/dev/null | grep '^PYTHON=')" || true
+      exec "${PYTHON:-python3}" bench/bench.py --help ;;
+    --mq) MQ=${2:?--mq needs kafka, pulsar or both}; shift 2 ;;
+    --mq=*) MQ=${1#--mq=}; shift ;;
+    *) args+=("$1"); shift ;;
+  esac
 done
+case "$MQ" in kafka|pulsar|both) ;; *) echo "bench: --mq must be kafka, pulsar or both, got '$MQ'" >&2; exit 2 ;; esac
 if [ ! -x "$CDC_BINARY" ]; then
   echo "bench: $CDC_BINARY not found: run 'make build' or set CDC_BINARY" >&2
   exit 1
@@ -57,16 +67,44 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
-bash scripts/testbed.sh up >/dev/null  # its progress goes to stderr
-eval "$(bash scripts/testbed.sh env | sed 's/^/export /')"
+
+# One benchmark on a bed whose SOURCE logs to $1; results in $2.
+run_on() {
+  local mq=$1 dir=$2
+  local running
+  running=$(bash scripts/testbed.sh env 2>/dev/null | sed -n 's/^SOURCE_MQ=//p' || true)
+  if [ -n "$running" ] && [ "$running" != "$mq" ]; then
+    log "the running bed uses $running: taking it down for a $mq bed"
+    bash scripts/testbed.sh down >/dev/null
+  fi
+  bash scripts/testbed.sh up --mq "$mq" >/dev/null  # its progress goes to stderr
+  eval "$(bash scripts/testbed.sh env | sed 's/^/export /')"
+  mkdir -p "$dir"
+  log "$mq bed; load before the run: $(cut -d' ' -f1-3 /proc/loadavg); results in $dir"
+  "$PYTHON" bench/bench.py --out "$dir" "${args[@]}"
+  if [ -f "$PLOT_VENV/.complete" ]; then
+    "$PLOT_VENV/bin/python" bench/plot.py "$dir/result.json" "$dir/chart.png"
+    log "chart: $dir/chart.png"
+  fi
+}
 
 stamp=$(date +%Y%m%d-%H%M%S)
 out=bench/results/$stamp
-mkdir -p "$out"
-log "load before the run: $(cut -d' ' -f1-3 /proc/loadavg); results in $out"
-"$PYTHON" bench/bench.py --out "$out" "$@"
-ln -sfn "$stamp" bench/results/latest
-if [ -f "$PLOT_VENV/.complete" ]; then
-  "$PLOT_VENV/bin/python" bench/plot.py "$out/result.json" "$out/chart.png"
-  log "chart: $out/chart.png"
+if [ "$MQ" = both ]; then
+  run_on kafka "$out/kafka"
+  run_on pulsar "$out/pulsar"
+  "$PYTHON" - "$out" <<'PY'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+res = {mq: json.loads((out / mq / "result.json").read_text()) for mq in ("kafka", "pulsar")}
+rate = {mq: r.get("summary", {}).get("drain", {}).get("replicated_rows_per_s") for mq, r in res.items()}
+cmp = {"drain_rows_per_s": rate,
+       "pulsar_over_kafka": (rate["pulsar"] / rate["kafka"]) if rate["kafka"] and rate["pulsar"] else None}
+(out / "mq-compare.json").write_text(json.dumps(cmp, indent=2) + "\n")
+print(json.dumps(cmp, indent=2))
+PY
+else
+  run_on "$MQ" "$out"
 fi
+ln -sfn "$stamp" bench/results/latest

@@ -58,6 +58,7 @@ fi
 
 # The same pipeline on a Pulsar-backed SOURCE: a bed of its own (the Kafka one goes down first).
 PULSAR_TESTS=(
+  tests/e2e/test_bed_pulsar.py
   tests/e2e/test_pulsar.py
   tests/e2e/test_replication.py
   tests/e2e/test_workload.py
@@ -73,10 +74,12 @@ if [ -z "${CDC_SKIP_PULSAR:-}" ]; then
   bash scripts/testbed.sh down
   bash scripts/testbed.sh up --mq pulsar
   eval "$(bash scripts/testbed.sh env | sed 's/^/export /')"
-  stamp "Pulsar reader unit tests on the real broker"
-  ctest --test-dir build --output-on-failure -R '[Pp]ulsar' || rc_pulsar=$?
   stamp "Pulsar end-to-end tests"
   run_pytest "${PULSAR_TESTS[@]}" || rc_pulsar=$?
+  # after the e2e tests: the reader's real-broker tests read a DML channel Milvus has written
+  stamp "Pulsar reader tests on the real broker"
+  PULSAR_CHANNEL="${SOURCE_ETCD_ROOT}-rootcoord-dml_0" ctest --test-dir build --output-on-failure -R 'PulsarRealBroker' \
+    || rc_pulsar=$?
 fi
 stamp "done (pytest exit $rc, fault tests exit $rc_faults, Pulsar stage exit $rc_pulsar)"
 [ "$rc" = 0 ] && [ "$rc_faults" = 0 ] && [ "$rc_pulsar" = 0 ]

@@ -29,7 +29,8 @@
 #   TESTBED_HEALTH_TIMEOUT  seconds to wait for each Milvus /healthz (default 300)
 #   TESTBED_MILVUS_VERSION  PyPI `milvus` wheel to unpack (default 2.3.5, see docs/milvus-notes.md)
 #   TESTBED_KAFKA_VERSION   Kafka jars from Maven Central (default 3.9.1)
-#   TESTBED_MQ              kafka (default) or pulsar: the message queue of a new bed, as --mq
+#   TESTBED_MQ              kafka or pulsar: the message queue of a new bed, as --mq (default: a
+#                           running bed keeps its own, a new one gets kafka)
 #   TESTBED_PULSAR_VERSION  Pulsar broker jars from Maven Central (default 4.0.7)
 #   TESTBED_MILVUS_STOP_TIMEOUT  SIGTERM grace for Milvus before SIGKILL (default 15)
 #   TESTBED_TIME_TICK_MS    Milvus proxy.timeTickInterval of a new bed (default 500; Milvus's own is 200)
@@ -545,7 +546,7 @@ any_running() {
 }
 
 cmd_up() {
-  local replica=0 lite=0 want=${TESTBED_MQ:-kafka} cur
+  local replica=0 lite=0 want=${TESTBED_MQ:-} cur
   [[ ${TESTBED_LITE:-} == 1 ]] && lite=1
   while (($#)); do
     case $1 in
@@ -557,6 +558,10 @@ cmd_up() {
     esac
     shift
   done
+  # no --mq (nor TESTBED_MQ): a running bed keeps its queue, a new one gets Kafka
+  if [[ -z $want ]]; then
+    want=kafka; any_running && [[ -f "$RUN/mq" ]] && want=$(cat "$RUN/mq")
+  fi
   [[ $want == kafka || $want == pulsar ]] || die "up: --mq $want: kafka or pulsar"
   if any_running; then
     cur=kafka; [[ -f "$RUN/mq" ]] && cur=$(cat "$RUN/mq")

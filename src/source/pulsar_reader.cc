@@ -491,6 +491,7 @@ void PulsarChannelReader::Impl::OnMessage(const pulsar::Frame& f) {
   const int64_t ledger = static_cast<int64_t>(mid.ledgerid());
   const int64_t entry = static_cast<int64_t>(mid.entryid());
   const std::string at = Where() + " ledger " + std::to_string(ledger) + " entry " + std::to_string(entry);
+  log_->debug("{}: MESSAGE (drop before {})", at, drop_before_);
   if (expect_first_) {
     const auto want = *expect_first_;
     expect_first_.reset();

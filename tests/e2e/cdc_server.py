@@ -56,7 +56,7 @@ class CdcServer:
             f"address: 127.0.0.1:{self.port}",
             f"maxTaskNum: {overrides.get('maxTaskNum', 100)}",
             f"maxNameLength: {overrides.get('maxNameLength', 256)}",
-            "logLevel: info",
+            f"logLevel: {os.environ.get('CDC_LOG_LEVEL', 'info')}",
             "metaStoreConfig:",
             "  storeType: sqlite",
             f"  sqlitePath: {self.db_path}",

@@ -73,6 +73,9 @@ def test_position_answers_pulsar_message_ids_of_real_entries(tmp_path, bed_env, 
                                     "collection_infos": [{"name": name}]})
         assert reply["code"] == 200, reply
         task_id = reply["data"]["task_id"]
+        # the collection comes after the task started: all of its rows are the task's to copy
+        wait_until(lambda: "replicating" in srv.post("get", {"task_id": task_id})["data"]["task"].get("reason", ""),
+                   60, what="the task to start replicating")
         src = workload.create_collection("source", name, shards=2)
         src.insert(workload.rows(list(range(500))))
         src.flush()

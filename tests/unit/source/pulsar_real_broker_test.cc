@@ -248,3 +248,34 @@ TEST_F(PulsarRealBroker, CaptureFrames) {
 
 }  // namespace
 }  // namespace cdc::source
+
+namespace cdc::source {
+namespace {
+
+// A task pins the end of a channel whose only entry is a collection's creation, and resumes
+// "just after" it: what is written later must arrive.
+TEST(PulsarRealBrokerProduced, JustAfterTheLastEntryReadsWhatComesLater) {
+  if (Env("PULSAR_URL").empty()) GTEST_SKIP() << "PULSAR_URL is not set";
+  std::random_device rd;
+  const std::string channel = "cdc-unit-pulsar-" + std::to_string(rd()) + std::to_string(rd());
+  Produce("persistent://public/default/" + channel, {"first"});
+  auto pin = PulsarChannelReader::Open(Config(), channel, StartAt::Latest());
+  ASSERT_TRUE(pin.ok()) << pin.status().ToString();
+  auto hw = (*pin)->HighWatermark(10'000);
+  ASSERT_TRUE(hw.ok()) << hw.status().ToString();
+  (*pin)->Close();
+  auto after = PulsarChannelReader::Open(Config(), channel, StartAt::Offset(*hw));
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  auto none = (*after)->Poll(500);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_FALSE(*none);
+  Produce("persistent://public/default/" + channel, {"second", "third"});
+  auto got = ReadN(**after, 2, std::chrono::seconds(20));
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].payload, "second");
+  EXPECT_EQ(got[1].payload, "third");
+  EXPECT_GT(got[0].offset, *hw - 1);
+}
+
+}  // namespace
+}  // namespace cdc::source
