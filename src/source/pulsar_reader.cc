@@ -80,6 +80,17 @@ std::optional<uint64_t> ResponseRequestId(const pb::BaseCommand& c) {
   }
 }
 
+// The answer to an AUTH_CHALLENGE: our current credentials.
+pb::BaseCommand AuthResponse(const pulsar::AuthData& auth) {
+  pb::BaseCommand resp;
+  resp.set_type(pb::BaseCommand::AUTH_RESPONSE);
+  resp.mutable_authresponse()->set_client_version(kClientVersion);
+  resp.mutable_authresponse()->set_protocol_version(kProtocolVersion);
+  resp.mutable_authresponse()->mutable_response()->set_auth_method_name(auth.method);
+  resp.mutable_authresponse()->mutable_response()->set_auth_data(auth.data);
+  return resp;
+}
+
 pb::BaseCommand Simple(pb::BaseCommand::Type type) {
   pb::BaseCommand c;
   c.set_type(type);
@@ -229,13 +240,7 @@ StatusOr<PulsarChannelReader::Impl::Link> PulsarChannelReader::Impl::Open(const 
     }
     if (r.type() == pb::BaseCommand::ERROR) return ServerStatus(r.error().error(), r.error().message(), where + " refused CONNECT");
     if (r.type() == pb::BaseCommand::AUTH_CHALLENGE) {
-      pb::BaseCommand resp;
-      resp.set_type(pb::BaseCommand::AUTH_RESPONSE);
-      resp.mutable_authresponse()->set_client_version(kClientVersion);
-      resp.mutable_authresponse()->set_protocol_version(kProtocolVersion);
-      resp.mutable_authresponse()->mutable_response()->set_auth_method_name(auth->method);
-      resp.mutable_authresponse()->mutable_response()->set_auth_data(auth->data);
-      RETURN_IF_ERROR(link.conn->Send(pulsar::EncodeCommand(resp), deadline));
+      RETURN_IF_ERROR(link.conn->Send(pulsar::EncodeCommand(AuthResponse(*auth)), deadline));
     } else if (r.type() == pb::BaseCommand::PING) {
       RETURN_IF_ERROR(link.conn->Send(pulsar::EncodeCommand(Simple(pb::BaseCommand::PONG)), deadline));
     }
@@ -467,13 +472,7 @@ void PulsarChannelReader::Impl::HandleFrame(pulsar::Frame& f) {
         drop_ = "auth refresh: " + auth.status().message();
         break;
       }
-      pb::BaseCommand resp;
-      resp.set_type(pb::BaseCommand::AUTH_RESPONSE);
-      resp.mutable_authresponse()->set_client_version(kClientVersion);
-      resp.mutable_authresponse()->set_protocol_version(kProtocolVersion);
-      resp.mutable_authresponse()->mutable_response()->set_auth_method_name(auth->method);
-      resp.mutable_authresponse()->mutable_response()->set_auth_data(auth->data);
-      Status st = link_->conn->Send(pulsar::EncodeCommand(resp), Clock::now() + config_.operation_timeout);
+      Status st = link_->conn->Send(pulsar::EncodeCommand(AuthResponse(*auth)), Clock::now() + config_.operation_timeout);
       if (!st.ok()) drop_ = st.message();
       break;
     }
