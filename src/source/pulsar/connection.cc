@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -169,7 +170,11 @@ StatusOr<std::unique_ptr<Connection>> Connection::Dial(const Endpoint& ep, const
   t.ssl = SSL_new(t.ctx);
   if (!t.ssl) return Internal(where + ": SSL_new: " + SslError());
   SSL_set_fd(t.ssl, conn->fd_);
-  SSL_set_tlsext_host_name(t.ssl, ep.host.c_str());
+  // SNI carries host names only (RFC 6066: no IP literals); the hostname check covers both.
+  in6_addr addr;
+  const bool ip_literal =
+      ::inet_pton(AF_INET, ep.host.c_str(), &addr) == 1 || ::inet_pton(AF_INET6, ep.host.c_str(), &addr) == 1;
+  if (!ip_literal) SSL_set_tlsext_host_name(t.ssl, ep.host.c_str());
   if (!tls.allow_insecure && tls.verify_hostname) SSL_set1_host(t.ssl, ep.host.c_str());
   for (;;) {
     const int rc = SSL_connect(t.ssl);

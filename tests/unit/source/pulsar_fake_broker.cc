@@ -1,12 +1,16 @@
 #include "pulsar_fake_broker.h"
 
 #include <netinet/in.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zstd.h>
 
 #include <chrono>
+#include <csignal>
+#include <stdexcept>
 
 #include "source/pulsar/frame.h"
 
@@ -42,7 +46,27 @@ int64_t FakeTopic::ledger() const {
   return ledger_;
 }
 
-FakeBroker::FakeBroker(std::shared_ptr<FakeTopic> topic) : topic_(std::move(topic)) {
+FakeBroker::FakeBroker(std::shared_ptr<FakeTopic> topic) : topic_(std::move(topic)) { Start(); }
+
+FakeBroker::FakeBroker(std::shared_ptr<FakeTopic> topic, const FakeTlsServer& tls) : topic_(std::move(topic)) {
+  // SSL_write uses write(): a peer that hung up would raise SIGPIPE (main.cc ignores it too).
+  std::signal(SIGPIPE, SIG_IGN);
+  ssl_ctx_ = SSL_CTX_new(TLS_server_method());
+  BIO* cert_bio = BIO_new_mem_buf(tls.cert_pem.data(), static_cast<int>(tls.cert_pem.size()));
+  BIO* key_bio = BIO_new_mem_buf(tls.key_pem.data(), static_cast<int>(tls.key_pem.size()));
+  X509* cert = PEM_read_bio_X509(cert_bio, nullptr, nullptr, nullptr);
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(key_bio, nullptr, nullptr, nullptr);
+  const bool ok = ssl_ctx_ && cert && key && SSL_CTX_use_certificate(ssl_ctx_, cert) == 1 &&
+                  SSL_CTX_use_PrivateKey(ssl_ctx_, key) == 1 && SSL_CTX_check_private_key(ssl_ctx_) == 1;
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  BIO_free(cert_bio);
+  BIO_free(key_bio);
+  if (!ok) throw std::runtime_error("FakeBroker: bad TLS certificate or key");
+  Start();
+}
+
+void FakeBroker::Start() {
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -66,6 +90,7 @@ FakeBroker::~FakeBroker() {
     threads.swap(conn_threads_);
   }
   for (auto& t : threads) t.join();
+  if (ssl_ctx_) SSL_CTX_free(ssl_ctx_);
 }
 
 std::vector<std::pair<int64_t, int64_t>> FakeBroker::SubscribeStarts() const {
@@ -81,6 +106,21 @@ std::vector<int32_t> FakeBroker::SubscribeBatchIndexes() const {
 std::string FakeBroker::LastAuthData() const {
   std::lock_guard<std::mutex> lock(mu_);
   return auth_data_;
+}
+
+std::string FakeBroker::LastAuthMethod() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return auth_method_;
+}
+
+std::vector<std::string> FakeBroker::Snis() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return snis_;
+}
+
+std::vector<std::pair<std::string, std::string>> FakeBroker::AuthResponses() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return auth_responses_;
 }
 
 void FakeBroker::AcceptLoop() {
@@ -100,15 +140,42 @@ void FakeBroker::AcceptLoop() {
 }
 
 namespace {
-bool SendAll(int fd, const std::string& s) {
-  size_t off = 0;
-  while (off < s.size()) {
-    const ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    off += static_cast<size_t>(n);
+// One accepted (blocking) socket, plain or TLS.
+struct Peer {
+  int fd = -1;
+  SSL* ssl = nullptr;
+
+  bool SendAll(const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+      const ssize_t n = ssl ? SSL_write(ssl, s.data() + off, static_cast<int>(s.size() - off))
+                            : ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      off += static_cast<size_t>(n);
+    }
+    return true;
   }
-  return true;
-}
+  // Bytes read; 0 when nothing came within wait_ms; -1 when the link is closed or broken.
+  ssize_t Read(char* buf, size_t cap, int wait_ms) {
+    if (!ssl || SSL_pending(ssl) == 0) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, wait_ms) <= 0) return 0;
+    }
+    if (!ssl) {
+      const ssize_t n = ::recv(fd, buf, cap, 0);
+      return n > 0 ? n : -1;
+    }
+    const int n = SSL_read(ssl, buf, static_cast<int>(cap));
+    if (n > 0) return n;
+    return SSL_get_error(ssl, n) == SSL_ERROR_WANT_READ ? 0 : -1;  // e.g. a post-handshake record
+  }
+  void Close() {
+    if (ssl) SSL_free(ssl);
+    ssl = nullptr;
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+};
 
 std::string MessageFrame(uint64_t consumer_id, const FakeEntry& e) {
   pb::BaseCommand cmd;
@@ -139,13 +206,32 @@ std::string MessageFrame(uint64_t consumer_id, const FakeEntry& e) {
 }  // namespace
 
 void FakeBroker::Serve(int fd) {
+  Peer peer{fd, nullptr};
+  if (ssl_ctx_) {
+    timeval tv{5, 0};  // a client that stalls the handshake does not hang the broker's destructor
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    peer.ssl = SSL_new(ssl_ctx_);
+    SSL_set_fd(peer.ssl, fd);
+    if (SSL_accept(peer.ssl) != 1) {
+      ++tls_handshake_failures;
+      peer.Close();
+      return;
+    }
+    {
+      const char* sni = SSL_get_servername(peer.ssl, TLSEXT_NAMETYPE_host_name);
+      std::lock_guard<std::mutex> lock(mu_);
+      snis_.push_back(sni ? sni : "");
+    }
+    tv = timeval{0, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
   std::string buf;
   uint64_t consumer_id = 0;
   bool subscribed = false;
   int64_t permits = 0;
   std::pair<int64_t, int64_t> next{-1, -1};  // the next entry to deliver, by id
   bool end_sent = false;
-  auto send_cmd = [&](const pb::BaseCommand& c) { return SendAll(fd, EncodeCommand(c)); };
+  auto send_cmd = [&](const pb::BaseCommand& c) { return peer.SendAll(EncodeCommand(c)); };
   while (!stop_) {
     // Deliver what the permits allow.
     if (subscribed) {
@@ -153,13 +239,23 @@ void FakeBroker::Serve(int fd) {
       for (const auto& e : entries) {
         if (permits <= 0) break;
         if (std::make_pair(e.ledger, e.entry) < next) continue;
-        if (!SendAll(fd, MessageFrame(consumer_id, e))) break;
+        if (!peer.SendAll(MessageFrame(consumer_id, e))) break;
         --permits;
         next = {e.ledger, e.entry + 1};
         if (drop_after > 0 && --drop_after == 0) {
           drop_after = -1;
-          ::close(fd);
+          peer.Close();
           return;
+        }
+        if (auth_challenge_after > 0 && --auth_challenge_after == 0) {
+          auth_challenge_after = -1;
+          pb::BaseCommand c;  // what a broker sends when the client's credentials are about to expire
+          c.set_type(pb::BaseCommand::AUTH_CHALLENGE);
+          c.mutable_authchallenge()->set_server_version("fake");
+          c.mutable_authchallenge()->set_protocol_version(18);
+          c.mutable_authchallenge()->mutable_challenge()->set_auth_method_name("token");
+          c.mutable_authchallenge()->mutable_challenge()->set_auth_data("refresh");
+          send_cmd(c);
         }
         if (close_consumer_after > 0 && --close_consumer_after == 0) {
           close_consumer_after = -1;
@@ -180,11 +276,10 @@ void FakeBroker::Serve(int fd) {
         end_sent = true;
       }
     }
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 20) <= 0) continue;
     char tmp[65536];
-    const ssize_t n = ::recv(fd, tmp, sizeof(tmp), 0);
-    if (n <= 0) break;
+    const ssize_t n = peer.Read(tmp, sizeof(tmp), 20);
+    if (n == 0) continue;
+    if (n < 0) break;
     buf.append(tmp, static_cast<size_t>(n));
     while (buf.size() >= 4 && buf.size() >= 4 + source::pulsar::GetU32(buf.data())) {
       const uint32_t total = source::pulsar::GetU32(buf.data());
@@ -197,6 +292,14 @@ void FakeBroker::Serve(int fd) {
         case pb::BaseCommand::CONNECT: {
           std::lock_guard<std::mutex> lock(mu_);
           auth_data_ = c.connect().auth_data();
+          auth_method_ = c.connect().auth_method_name();
+          if (refuse_auth) {  // what a broker answers an invalid token (and then closes)
+            r.set_type(pb::BaseCommand::ERROR);
+            r.mutable_error()->set_request_id(static_cast<uint64_t>(-1));
+            r.mutable_error()->set_error(pb::AuthenticationError);
+            r.mutable_error()->set_message("Failed to authenticate");
+            break;
+          }
           r.set_type(pb::BaseCommand::CONNECTED);
           r.mutable_connected()->set_server_version("fake");
           r.mutable_connected()->set_protocol_version(18);
@@ -207,12 +310,20 @@ void FakeBroker::Serve(int fd) {
           ++lookups;
           r.set_type(pb::BaseCommand::LOOKUP_RESPONSE);
           r.mutable_lookuptopicresponse()->set_request_id(c.lookuptopic().request_id());
-          if (!redirect_to.empty()) {
-            r.mutable_lookuptopicresponse()->set_response(pb::CommandLookupTopicResponse::Redirect);
-            r.mutable_lookuptopicresponse()->set_brokerserviceurl(redirect_to);
-          } else {
-            r.mutable_lookuptopicresponse()->set_response(pb::CommandLookupTopicResponse::Connect);
-            r.mutable_lookuptopicresponse()->set_brokerserviceurl(url());
+          {
+            // A real broker fills both URLs; a pulsar+ssl client must take brokerServiceUrlTls. Here
+            // the plain URL of a TLS broker names its TLS port, so a client that took it fails.
+            const std::string to = redirect_to.empty() ? url() : redirect_to;
+            const std::string host_port = to.substr(to.find("://") + 3);
+            r.mutable_lookuptopicresponse()->set_response(redirect_to.empty()
+                                                              ? pb::CommandLookupTopicResponse::Connect
+                                                              : pb::CommandLookupTopicResponse::Redirect);
+            if (ssl_ctx_) {
+              r.mutable_lookuptopicresponse()->set_brokerserviceurl("pulsar://" + host_port);
+              r.mutable_lookuptopicresponse()->set_brokerserviceurltls("pulsar+ssl://" + host_port);
+            } else {
+              r.mutable_lookuptopicresponse()->set_brokerserviceurl(to);
+            }
           }
           break;
         case pb::BaseCommand::SUBSCRIBE: {
@@ -249,6 +360,12 @@ void FakeBroker::Serve(int fd) {
         case pb::BaseCommand::FLOW:
           permits += c.flow().messagepermits();
           continue;
+        case pb::BaseCommand::AUTH_RESPONSE: {
+          std::lock_guard<std::mutex> lock(mu_);
+          auth_responses_.emplace_back(c.authresponse().response().auth_method_name(),
+                                       c.authresponse().response().auth_data());
+          continue;
+        }
         case pb::BaseCommand::PING:
           if (!answer_ping) continue;
           r.set_type(pb::BaseCommand::PONG);
@@ -274,9 +391,13 @@ void FakeBroker::Serve(int fd) {
           continue;
       }
       if (!send_cmd(r)) break;
+      if (r.type() == pb::BaseCommand::ERROR && c.type() == pb::BaseCommand::CONNECT) {
+        peer.Close();
+        return;
+      }
     }
   }
-  ::close(fd);
+  peer.Close();
 }
 
 }  // namespace cdc::source::testing

@@ -114,6 +114,7 @@ bool MakeTestPki(TestPki* pki, std::string* error) {
   pki->server_key_pem = KeyPem(server_key.get());
   pki->client_cert_pem = CertPem(client.get());
   pki->client_key_pem = KeyPem(client_key.get());
+  pki->ca_key_pem = KeyPem(ca_key.get());
 
   std::string tmpl = ::testing::TempDir() + "cdc-pki-XXXXXX";
   if (!mkdtemp(tmpl.data())) {
@@ -130,6 +131,29 @@ bool MakeTestPki(TestPki* pki, std::string* error) {
     *error = "writing PEM files failed";
     return false;
   }
+  return true;
+}
+
+bool MakeLeafCert(const TestPki& pki, const std::string& cn, const std::string& san, std::string* cert_pem,
+                  std::string* key_pem, std::string* error) {
+  BIO* ca_bio = BIO_new_mem_buf(pki.ca_pem.data(), static_cast<int>(pki.ca_pem.size()));
+  BIO* key_bio = BIO_new_mem_buf(pki.ca_key_pem.data(), static_cast<int>(pki.ca_key_pem.size()));
+  CertPtr ca(PEM_read_bio_X509(ca_bio, nullptr, nullptr, nullptr));
+  KeyPtr ca_key(PEM_read_bio_PrivateKey(key_bio, nullptr, nullptr, nullptr));
+  BIO_free(ca_bio);
+  BIO_free(key_bio);
+  KeyPtr key(EVP_EC_gen("P-256"));
+  if (!ca || !ca_key || !key) {
+    *error = "reading the CA or generating a key failed";
+    return false;
+  }
+  CertPtr leaf = MakeCert(key.get(), cn.c_str(), ca.get(), ca_key.get(), false, san.c_str(), 4);
+  if (!leaf) {
+    *error = "leaf certificate failed";
+    return false;
+  }
+  *cert_pem = CertPem(leaf.get());
+  *key_pem = KeyPem(key.get());
   return true;
 }
 
