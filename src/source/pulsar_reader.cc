@@ -264,6 +264,9 @@ StatusOr<pb::BaseCommand> PulsarChannelReader::Impl::Request(Link& link, bool co
       if (drop_) return Unavailable(Where() + ": " + what + ": " + *drop_);
     } else if (f->command.type() == pb::BaseCommand::PING) {
       RETURN_IF_ERROR(link.conn->Send(pulsar::EncodeCommand(Simple(pb::BaseCommand::PONG)), deadline));
+    } else if (f->command.type() == pb::BaseCommand::AUTH_CHALLENGE) {  // a token refresh mid-lookup
+      ASSIGN_OR_RETURN(pulsar::AuthData auth, pulsar::ResolveAuth(config_.auth_plugin, config_.auth_params));
+      RETURN_IF_ERROR(link.conn->Send(pulsar::EncodeCommand(AuthResponse(auth)), deadline));
     }
   }
 }
@@ -326,8 +329,8 @@ Status PulsarChannelReader::Impl::Establish() {
   const std::string want_proxy = target->via_proxy ? target->broker.HostPort() : "";
   const Endpoint& want_ep = target->via_proxy ? target->service : target->broker;
   Link data;
-  if (lookup_link.conn && lookup_link.proxy_to == want_proxy &&
-      lookup_link.conn->endpoint().HostPort() == want_ep.HostPort()) {
+  const Endpoint* have = lookup_link.conn ? &lookup_link.conn->endpoint() : nullptr;
+  if (have && lookup_link.proxy_to == want_proxy && have->HostPort() == want_ep.HostPort() && have->tls == want_ep.tls) {
     data = std::move(lookup_link);
   } else {
     lookup_link = Link{};
