@@ -65,7 +65,7 @@ void ChannelReader::Run() {
     auto now = std::chrono::steady_clock::now();
     if (now - last_lag_check > std::chrono::seconds(2)) {
       last_lag_check = now;
-      if (auto hw = mq_->HighWatermark(1000); hw.ok()) high_watermark_ = *hw;
+      if (auto hw = mq_->LagHighWatermark(1000); hw.ok()) high_watermark_ = *hw;
       bool unreachable = mq_->UnreachableFor(options_.unreachable_after);
       std::lock_guard<std::mutex> lock(mu_);
       if (unreachable) {

@@ -2,6 +2,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
 #include <mutex>
 #include <random>
 #include <utility>
@@ -241,7 +242,8 @@ StatusOr<std::optional<RawMessage>> KafkaChannelReader::Poll(int timeout_ms) {
   // when its broker thread wakes, up to a second later. With a backlog on the broker and
   // nothing queued for a moment, wake it: any request to the broker does (a watermark query).
   rd_kafka_message_t* m = nullptr;
-  if (Backlogged() && timeout_ms > kStallMs) {
+  // Only while the broker answers: the wake-up is a watermark query, which would hang on a dead one.
+  if (Backlogged() && timeout_ms > kStallMs && SinceLastContact() < config_.probe_interval) {
     m = rd_kafka_consumer_poll(rk_, kStallMs);
     if (!m) {
       WakeFetcher();
@@ -291,10 +293,15 @@ StatusOr<std::optional<RawMessage>> KafkaChannelReader::Poll(int timeout_ms) {
     }
   }
   // Idle: probe the broker now and then so SinceLastContact() means "unreachable", not "quiet".
+  // A metadata request, which honours its timeout (a watermark query does not).
   auto now = std::chrono::steady_clock::now();
   if (now - last_contact_ >= config_.probe_interval && now - last_probe_ >= config_.probe_interval) {
     last_probe_ = now;
-    (void)QueryWatermarksInternal(static_cast<int>(config_.probe_timeout.count()));
+    if (BrokerAnswers(static_cast<int>(config_.probe_timeout.count()))) {
+      MarkContact();
+    } else if (callbacks_->last_error().empty()) {
+      callbacks_->Error(RD_KAFKA_RESP_ERR__TRANSPORT, "no broker answers a metadata request");
+    }
   }
   return std::optional<RawMessage>();
 }
@@ -326,9 +333,24 @@ StatusOr<int64_t> KafkaChannelReader::HighWatermark(int timeout_ms) {
   return wm.high;
 }
 
+StatusOr<int64_t> KafkaChannelReader::LagHighWatermark(int /*timeout_ms*/) {
+  if (!rk_) return FailedPrecondition("kafka topic " + topic_ + ": reader is closed");
+  int64_t low = 0, high = 0;
+  rd_kafka_resp_err_t err = rd_kafka_get_watermark_offsets(rk_, topic_.c_str(), 0, &low, &high);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR || high < 0) {
+    return Unavailable("kafka topic " + topic_ + ": no high watermark known yet");
+  }
+  return high;
+}
+
 StatusOr<Watermarks> KafkaChannelReader::QueryWatermarksInternal(int timeout_ms) {
   Watermarks wm;
   rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk_, topic_.c_str(), 0, &wm.low, &wm.high, timeout_ms);
+  if (IsUnknownTopic(err) && !BrokerAnswers(timeout_ms)) {
+    // librdkafka says "unknown partition" too when it cannot reach the partition's leader:
+    // a topic not created yet counts as contact only if a broker answers.
+    err = RD_KAFKA_RESP_ERR__TRANSPORT;
+  }
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR || IsUnknownTopic(err)) {
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) wm = Watermarks{};  // not created yet: empty
     MarkContact();
@@ -338,6 +360,13 @@ StatusOr<Watermarks> KafkaChannelReader::QueryWatermarksInternal(int timeout_ms)
   if (cause.empty()) callbacks_->Error(err, "watermark query failed");
   return Unavailable("kafka " + config_.bootstrap_servers + ": watermarks of topic " + topic_ + ": " +
                      rd_kafka_err2str(err) + (cause.empty() ? "" : " (last error: " + cause + ")"));
+}
+
+bool KafkaChannelReader::BrokerAnswers(int timeout_ms) {
+  const rd_kafka_metadata_t* md = nullptr;  // brokers and the topics librdkafka knows: one request
+  const rd_kafka_resp_err_t err = rd_kafka_metadata(rk_, 0, nullptr, &md, std::max(timeout_ms, 1));
+  if (md) rd_kafka_metadata_destroy(md);
+  return err == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 std::string KafkaChannelReader::last_error() const { return callbacks_->last_error(); }

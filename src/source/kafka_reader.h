@@ -75,6 +75,9 @@ class KafkaChannelReader : public MqChannelReader {
   // Queries the broker (blocks up to timeout_ms). A missing topic reports {0, 0}.
   StatusOr<Watermarks> QueryWatermarks(int timeout_ms = 5000);
   StatusOr<int64_t> HighWatermark(int timeout_ms = 5000) override;
+  // The high watermark of the last fetch reply: no request (librdkafka's watermark query waits
+  // for its reply whatever timeout it is given, so it hangs while the broker is gone).
+  StatusOr<int64_t> LagHighWatermark(int timeout_ms) override;
 
   const std::string& topic() const { return topic_; }
   // Offset of the next message Poll returns; -1 when started at earliest and nothing read yet.
@@ -102,6 +105,8 @@ class KafkaChannelReader : public MqChannelReader {
   // Makes librdkafka's broker thread look at the partition again (see Poll).
   void WakeFetcher();
   StatusOr<Watermarks> QueryWatermarksInternal(int timeout_ms);
+  // A metadata request answered within timeout_ms: some broker is reachable.
+  bool BrokerAnswers(int timeout_ms);
 
   KafkaReaderConfig config_;
   std::string topic_;

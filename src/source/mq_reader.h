@@ -49,6 +49,9 @@ class MqChannelReader {
   virtual StatusOr<std::optional<RawMessage>> Poll(int timeout_ms) = 0;
   // The offset the next produced message will get (for lag); blocks up to timeout_ms.
   virtual StatusOr<int64_t> HighWatermark(int timeout_ms) = 0;
+  // The same for the periodic lag figure, from what the reader last learned if it can: it must
+  // not block on a broker that has just gone away.
+  virtual StatusOr<int64_t> LagHighWatermark(int timeout_ms) { return HighWatermark(timeout_ms); }
   // Offset of the next message Poll returns; -1 when unknown.
   virtual int64_t next_offset() const = 0;
   // The last error seen since the last contact (empty if none), and the time since the
