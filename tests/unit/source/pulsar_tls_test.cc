@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "pulsar_fake_broker.h"
+#include "pulsar_test_util.h"
 #include "source/pulsar_id.h"
 #include "source/pulsar_reader.h"
 #include "test_certs.h"
@@ -21,42 +22,19 @@ namespace {
 using testing::FakeBroker;
 using testing::FakeTlsServer;
 using testing::FakeTopic;
+using testing::ExpectEntries;
+using testing::Off;
+using testing::ReadN;
+using testing::TopicWith;
 using target::testing::MakeLeafCert;
 using target::testing::MakeTestPki;
 using target::testing::TestPki;
 
 constexpr char kChannel[] = "by-dev-rootcoord-dml_0";
 
-int64_t Off(int64_t ledger, int64_t entry, int32_t batch = 0) { return *PackPulsarId({ledger, entry, batch, 0}); }
 
-std::shared_ptr<FakeTopic> TopicWith(int n) {
-  auto t = std::make_shared<FakeTopic>(3);
-  for (int i = 0; i < n; ++i) t->Append("msg-" + std::to_string(i));
-  return t;
-}
 
-std::vector<RawMessage> ReadN(PulsarChannelReader& r, size_t n) {
-  std::vector<RawMessage> out;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (out.size() < n && std::chrono::steady_clock::now() < deadline) {
-    auto m = r.Poll(100);
-    EXPECT_TRUE(m.ok()) << m.status().ToString();
-    if (!m.ok()) break;
-    if (*m) out.push_back(std::move(**m));
-  }
-  return out;
-}
 
-void ExpectEntries(const std::vector<RawMessage>& got, int first, int last) {
-  ASSERT_EQ(got.size(), static_cast<size_t>(last - first + 1));
-  for (int i = first; i <= last; ++i) {
-    const auto& m = got[i - first];
-    EXPECT_EQ(m.offset, Off(3, i)) << "entry " << i;
-    EXPECT_EQ(m.payload, "msg-" + std::to_string(i));
-    EXPECT_EQ(m.topic, kChannel);
-    EXPECT_EQ(m.timestamp_ms, 1700000000000 + i);
-  }
-}
 
 bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
