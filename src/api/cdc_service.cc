@@ -243,6 +243,7 @@ CdcReply CdcService::HandleType(const std::string& type, const json& data) {
     }
     if (view->failed_change) task["failed_change"] = FailedChangeObject(*view->failed_change);
     if (!view->progress.missing_users.empty()) task["missing_users"] = view->progress.missing_users;
+    if (!view->progress.write_mode.empty()) task["write_mode"] = view->progress.write_mode;
     if (!view->progress.backfill.empty()) task["backfill_progress"] = BackfillObject(view->progress.backfill);
     if (!view->verify.is_null()) task["verify"] = view->verify;
     return Ok({{"task", task}, {"Task", task}});

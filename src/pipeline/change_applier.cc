@@ -130,6 +130,7 @@ Status ChangeApplier::EnsureCollection(const source::CollectionMeta& meta) {
   spec.properties = properties.ok() ? *properties : meta.properties;  // not found: dropped meanwhile
   const bool partition_key = IsPartitionKeyCollection(meta);
   if (partition_key) spec.num_partitions = static_cast<int64_t>(meta.partitions.size());
+  if (standby_) applier_->set_replicate_ts(meta.create_time);  // the standby's creation time = the source's
   RETURN_IF_ERROR(applier_->CreateCollection(spec));
   CountOp("CreateCollection");
   if (!partition_key) {
@@ -138,6 +139,7 @@ Status ChangeApplier::EnsureCollection(const source::CollectionMeta& meta) {
       RETURN_IF_ERROR(applier_->CreatePartition(db, name, p.name));
     }
   }
+  if (standby_) RETURN_IF_ERROR(standby_->Map(meta, db, name));
   collections_[meta.id] = {db, name};
   dropped_.erase(meta.id);
   GetLogger("apply")->info("task {}: collection {}.{} (source id {}) is on the target as {}.{}", task_id_,
@@ -292,6 +294,7 @@ Status ChangeApplier::BootstrapInner(const std::map<int64_t, int32_t>& loaded) {
 }
 
 Status ChangeApplier::Apply(const source::SourceItem& item) {
+  if (standby_) applier_->set_replicate_ts(item.ts);
   Status st;
   switch (item.kind) {
     case source::SourceItem::Kind::kPack:
@@ -383,13 +386,13 @@ Status ChangeApplier::ApplyPack(const source::SourceItem& item) {
   bool has_insert = false;
   for (const auto& r : item.events) has_insert = has_insert || Is(r.event, MsgType::kInsert);
   const auto start = Clock::now();
-  if (has_insert && intent_) RETURN_IF_ERROR(intent_(item.channel, item.end_position));
+  if (has_insert && intent_ && !standby_) RETURN_IF_ERROR(intent_(item.channel, item.end_position));
   const auto intent_done = Clock::now();
   if (gate_) {
     gate_->Applying(item.channel, item.ts);
     TouchKeys(item);
   }
-  RETURN_IF_ERROR(ApplyEvents(item));
+  RETURN_IF_ERROR(standby_ ? ApplyStandby(item) : ApplyEvents(item));
   if (gate_) {
     gate_->Applied(item.channel, item.ts);
     EmitBackfill();
@@ -494,29 +497,88 @@ Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
       CountOp("Delete");
     } else if (Is(e, MsgType::kCreateCollection)) {
       RETURN_IF_ERROR(EnsureCollection(meta).WithContext(where));
-    } else if (Is(e, MsgType::kDropCollection)) {
-      auto& seen = drop_seen_[meta.id];
-      seen.insert(item.channel);
-      bool everywhere = true;
-      for (const auto& ch : meta.pchannels) everywhere = everywhere && (seen.count(ch) || ResumedPast(ch, e.end_ts));
-      if (!everywhere || dropped_.count(meta.id)) continue;
-      RETURN_IF_ERROR(applier_->DropCollection(db, name).WithContext(where));
-      dropped_.insert(meta.id);
-      collections_.erase(meta.id);
-      drop_seen_.erase(meta.id);
-      CountOp("DropCollection");
-    } else if (Is(e, MsgType::kDropPartition)) {
-      auto& seen = partition_drop_seen_[{meta.id, e.partition_id}];
-      seen.insert(item.channel);
-      bool everywhere = true;
-      for (const auto& ch : meta.pchannels) everywhere = everywhere && (seen.count(ch) || ResumedPast(ch, e.end_ts));
-      if (!everywhere) continue;
-      if (!e.partition_name.empty() && !partition_key) {
-        RETURN_IF_ERROR(applier_->DropPartition(db, name, e.partition_name).WithContext(where));
-        CountOp("DropPartition");
-      }
-      partition_drop_seen_.erase({meta.id, e.partition_id});
+    } else if (Is(e, MsgType::kDropCollection) || Is(e, MsgType::kDropPartition)) {
+      RETURN_IF_ERROR(ApplyDrop(item, r, where));
     }
+  }
+  return Status::Ok();
+}
+
+Status ChangeApplier::ApplyDrop(const source::SourceItem& item, const source::RoutedEvent& r,
+                                const std::string& where) {
+  const auto& e = r.event;
+  const source::CollectionMeta& meta = *r.collection;
+  auto [db, name] = TargetOf(meta);
+  if (Is(e, MsgType::kDropCollection)) {
+    auto& seen = drop_seen_[meta.id];
+    seen.insert(item.channel);
+    bool everywhere = true;
+    for (const auto& ch : meta.pchannels) everywhere = everywhere && (seen.count(ch) || ResumedPast(ch, e.end_ts));
+    if (!everywhere || dropped_.count(meta.id)) return Status::Ok();
+    RETURN_IF_ERROR(applier_->DropCollection(db, name).WithContext(where));
+    if (standby_) standby_->Forget(meta.id);
+    dropped_.insert(meta.id);
+    collections_.erase(meta.id);
+    drop_seen_.erase(meta.id);
+    CountOp("DropCollection");
+    return Status::Ok();
+  }
+  auto& seen = partition_drop_seen_[{meta.id, e.partition_id}];
+  seen.insert(item.channel);
+  bool everywhere = true;
+  for (const auto& ch : meta.pchannels) everywhere = everywhere && (seen.count(ch) || ResumedPast(ch, e.end_ts));
+  if (!everywhere) return Status::Ok();
+  if (!e.partition_name.empty() && !IsPartitionKeyCollection(meta)) {
+    RETURN_IF_ERROR(applier_->DropPartition(db, name, e.partition_name).WithContext(where));
+    CountOp("DropPartition");
+  }
+  partition_drop_seen_.erase({meta.id, e.partition_id});
+  return Status::Ok();
+}
+
+Status ChangeApplier::ApplyStandby(const source::SourceItem& item) {
+  // Every collection the pack writes exists (and is mapped) on the standby first.
+  for (const auto& r : item.events) {
+    const auto& e = r.event;
+    if (dropped_.count(r.collection->id)) continue;
+    if (Is(e, MsgType::kInsert) || Is(e, MsgType::kDelete) || Is(e, MsgType::kCreateCollection)) {
+      Track(r.collection->db_name, r.collection->name, decode::MsgTypeName(e.msg_type),
+            decode::DescribePosition(e.position));
+      RETURN_IF_ERROR(EnsureCollection(*r.collection));
+    }
+  }
+  const int64_t inserted = standby_->rows_inserted(), deleted = standby_->rows_deleted();
+  Track("", "", "ReplicateMessage", decode::DescribePosition(item.end_position));
+  RETURN_IF_ERROR(standby_->SendPack(item, [this](const source::RoutedEvent& r) {
+    return dropped_.count(r.collection->id) > 0 || !standby_->Mapped(r.collection->id);
+  }));
+  rows_inserted_ += standby_->rows_inserted() - inserted;
+  rows_deleted_ += standby_->rows_deleted() - deleted;
+  std::map<std::pair<int64_t, int32_t>, double> rows;  // (collection, type) -> rows, for the metric
+  for (const auto& r : item.events) {
+    const auto& e = r.event;
+    const source::CollectionMeta& meta = *r.collection;
+    if (Is(e, MsgType::kInsert) || Is(e, MsgType::kDelete)) {
+      if (!dropped_.count(meta.id)) rows[{meta.id, e.msg_type}] += static_cast<double>(e.row_count);
+      continue;
+    }
+    if (!Is(e, MsgType::kDropCollection) && !Is(e, MsgType::kDropPartition)) continue;
+    Track(meta.db_name, meta.name, decode::MsgTypeName(e.msg_type), decode::DescribePosition(e.position));
+    RETURN_IF_ERROR(ApplyDrop(item, r, "task " + task_id_ + ", " + decode::MsgTypeName(e.msg_type) + " of " +
+                                           meta.db_name + "." + meta.name + " at " +
+                                           decode::DescribePosition(e.position)));
+  }
+  for (const auto& r : item.events) {
+    auto it = rows.find({r.collection->id, r.event.msg_type});
+    if (it == rows.end()) continue;
+    const bool insert = Is(r.event, MsgType::kInsert);
+    metrics_->Add("milvus_cdc_replicate_data_cnt",
+                  {{"task_id", task_id_}, {"collection_id", std::to_string(r.collection->id)},
+                   {"collection_name", r.collection->name}, {"op_type", "write"},
+                   {"api_type", insert ? "insert" : "delete"}},
+                  it->second);
+    CountOp("ReplicateMessage");
+    rows.erase(it);
   }
   return Status::Ok();
 }

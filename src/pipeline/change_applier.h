@@ -23,6 +23,7 @@
 #include "pipeline/backfill_gate.h"
 #include "pipeline/name_mapper.h"
 #include "pipeline/rbac_sync.h"
+#include "pipeline/standby_writer.h"
 #include "task/pipeline.h"
 #include "source/catalog.h"
 #include "source/log_reader.h"
@@ -59,6 +60,10 @@ class ChangeApplier : public source::LogSink {
     on_enter_scope_ = std::move(on_enter_scope);
   }
 
+  // Replicate write mode: data goes through `writer` (a standby target), DDL calls carry the
+  // source's timestamps; no intents, no upserts. Set before Bootstrap.
+  void SetStandby(StandbyWriter* writer) { standby_ = writer; }
+
   // Inserts read again after a restart, up to these timestamps per channel, are
   // applied as upserts so no row is doubled.
   void SetReplayBounds(std::map<std::string, uint64_t> bounds) { replay_until_ = std::move(bounds); }
@@ -85,6 +90,10 @@ class ChangeApplier : public source::LogSink {
   Status BootstrapInner(const std::map<int64_t, int32_t>& loaded);
   Status ApplyPack(const source::SourceItem& item);  // times the stages of ApplyEvents
   Status ApplyEvents(const source::SourceItem& item);
+  // ApplyEvents for a standby target: the pack's messages through the StandbyWriter.
+  Status ApplyStandby(const source::SourceItem& item);
+  // A DropCollection/DropPartition message: the target call once every shard's channel read it.
+  Status ApplyDrop(const source::SourceItem& item, const source::RoutedEvent& r, const std::string& where);
   // Reports the keys of a pack's inserts and deletes to the backfill gate.
   void TouchKeys(const source::SourceItem& item);
   // Writes the backfill chunks the gate has ready; a failure goes to the chunk, not the task.
@@ -137,6 +146,7 @@ class ChangeApplier : public source::LogSink {
   std::atomic<int64_t> rows_deleted_{0};
   std::atomic<int64_t> operations_{0};
   std::unique_ptr<RbacSync> rbac_;  // with enable_user_role
+  StandbyWriter* standby_ = nullptr;  // replicate write mode
   BackfillGate* gate_ = nullptr;
   std::function<void(int64_t)> on_enter_scope_;
   std::atomic<int64_t> rows_backfilled_{0};

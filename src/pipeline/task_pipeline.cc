@@ -5,12 +5,14 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
 #include "pipeline/backfill_engine.h"
 #include "pipeline/change_applier.h"
 #include "pipeline/name_mapper.h"
+#include "pipeline/standby_writer.h"
 #include "source/catalog.h"
 #include "source/etcd_client.h"
 #include "source/mq_factory.h"
@@ -77,11 +79,13 @@ class TaskPipeline : public Pipeline {
     if (backfill_) p.backfill = backfill_->Progress();
     p.last_error = last_error_;
     p.last_error_ms = last_error_ms_;
+    p.write_mode = write_mode_;
     return p;
   }
 
   Status RequestBackfill(const std::vector<std::pair<std::string, std::string>>& collections) override {
     std::lock_guard<std::mutex> lock(mu_);
+    if (write_mode_ == "replicate") return FailedPrecondition(kNoBackfillOnStandby);
     if (!backfill_) return Unavailable("the task is starting; request the backfill again in a moment");
     return backfill_->Request(collections);
   }
@@ -122,6 +126,8 @@ class TaskPipeline : public Pipeline {
 
  private:
   static constexpr std::chrono::milliseconds kStopGrace{600};
+  static constexpr const char* kNoBackfillOnStandby =
+      "backfill and repair write with plain Upsert calls, which a standby target (write_mode replicate) refuses";
   static constexpr int64_t kChunksAhead = 2;
 
   void SetError(const std::string& message) {
@@ -293,6 +299,16 @@ class TaskPipeline : public Pipeline {
     }
     target::MilvusApplier applier(client.get(), retry_, &stop_);
     applier.set_on_retry([this](const Status& e) { SetError(e.message()); });
+    auto mode = ResolveWriteMode(applier);
+    if (!mode.ok()) return mode.status();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      write_mode_ = target::WriteModeName(*mode);
+    }
+    if (*mode == target::WriteMode::kReplicate && scope_.spec().backfill) {
+      return FailedPrecondition(std::string("fail to start the task: ") + kNoBackfillOnStandby +
+                                "; create the task without backfill");
+    }
 
     // 3. Where to start: stored checkpoints, and the intents that bound a replay.
     std::map<std::string, decode::Position> resume;
@@ -318,6 +334,14 @@ class TaskPipeline : public Pipeline {
                              task_id_, {ChannelPosition{kIntentId, channel, EncodeCheckpoint(end.offset, end.timestamp)}});
                        });
     sink.SetReplayBounds(replay);
+    std::optional<StandbyWriter> standby;
+    if (*mode == target::WriteMode::kReplicate) {
+      standby.emplace(&applier, [this](const std::string& channel, const decode::Position& end) {
+        const int64_t id = channel == ctx_.config->source.replicate_chan ? kReplicateCheckpointId : kCheckpointId;
+        return StoreCheckpoints({{id, channel, end}});
+      });
+      sink.SetStandby(&*standby);
+    }
     std::optional<target::SourceReader> source_reader;
     if (source_client) {
       source_reader.emplace(source_client.get());
@@ -439,7 +463,9 @@ class TaskPipeline : public Pipeline {
       (*resume)[topic] = decode::Position{topic, end, 0};
       const int64_t id = topic == cfg.source.replicate_chan ? kReplicateCheckpointId : kCheckpointId;
       pinned.push_back(ChannelPosition{id, topic, EncodeCheckpoint(end, 0)});
+      std::lock_guard<std::mutex> lock(checkpoint_mu_);
       saved_[topic] = pinned.back().data;
+      stored_offset_[topic] = end;
     }
     return ctx_.store->PutPositions(task_id_, pinned);
   }
@@ -484,22 +510,52 @@ class TaskPipeline : public Pipeline {
   }
 
   void Checkpoint(source::LogReader& reader) {
-    std::vector<ChannelPosition> changed;
+    std::vector<std::tuple<int64_t, std::string, decode::Position>> all;
     for (const auto& c : reader.Channels()) {
       if (c.applied.offset < 0) continue;
-      std::string data = EncodeCheckpoint(c.applied.offset, c.applied.timestamp);
-      auto& last = saved_[c.channel];
-      if (last == data) continue;
       const int64_t id = c.channel == ctx_.config->source.replicate_chan ? kReplicateCheckpointId : kCheckpointId;
-      changed.push_back(ChannelPosition{id, c.channel, data});
+      all.emplace_back(id, c.channel, c.applied);
     }
-    if (changed.empty()) return;
-    Status st = ctx_.store->PutPositions(task_id_, changed);
-    if (!st.ok()) {
-      GetLogger("pipeline")->warn("task {}: cannot store checkpoints: {}", task_id_, st.message());
-      return;
+    Status st = StoreCheckpoints(all);
+    if (!st.ok()) GetLogger("pipeline")->warn("task {}: cannot store checkpoints: {}", task_id_, st.message());
+  }
+
+  // Stores the positions that move a channel's checkpoint forward; never one behind what this
+  // run stored (the applier thread stores a standby's checkpoints itself, this thread the rest).
+  Status StoreCheckpoints(const std::vector<std::tuple<int64_t, std::string, decode::Position>>& positions) {
+    std::lock_guard<std::mutex> lock(checkpoint_mu_);
+    std::vector<ChannelPosition> changed;
+    for (const auto& [id, channel, pos] : positions) {
+      auto it = stored_offset_.find(channel);
+      if (it != stored_offset_.end() && pos.offset < it->second) continue;
+      std::string data = EncodeCheckpoint(pos.offset, pos.timestamp);
+      if (saved_[channel] == data) continue;
+      changed.push_back(ChannelPosition{id, channel, data});
     }
-    for (const auto& p : changed) saved_[p.channel] = p.data;
+    if (changed.empty()) return Status::Ok();
+    RETURN_IF_ERROR(ctx_.store->PutPositions(task_id_, changed));
+    for (const auto& p : changed) {
+      saved_[p.channel] = p.data;
+      int64_t offset = 0;
+      uint64_t ts = 0;
+      if (DecodeCheckpoint(p.data, &offset, &ts)) stored_offset_[p.channel] = offset;
+    }
+    return Status::Ok();
+  }
+
+  // The write mode the task asked for, checked against what the target is.
+  StatusOr<target::WriteMode> ResolveWriteMode(target::MilvusApplier& applier) {
+    const std::string& asked = scope_.spec().milvus.write_mode;
+    if (asked == "api") return target::WriteMode::kApi;
+    auto detected = applier.DetectWriteMode();
+    if (!detected.ok()) return detected.status().WithContext("fail to connect target milvus server");
+    if (asked == "replicate" && *detected == target::WriteMode::kApi) {
+      return FailedPrecondition(
+          "write_mode replicate needs a standby target (common.ttMsgEnabled=false), but the target runs with "
+          "common.ttMsgEnabled=true and refuses ReplicateMessage; use write_mode api (or auto) for it");
+    }
+    GetLogger("pipeline")->info("task {}: write mode {} (asked {})", task_id_, target::WriteModeName(*detected), asked);
+    return detected;
   }
 
   const PipelineContext ctx_;
@@ -526,7 +582,10 @@ class TaskPipeline : public Pipeline {
   std::string note_;
   std::string last_error_;
   int64_t last_error_ms_ = 0;
-  std::map<std::string, std::string> saved_;  // pipeline thread only: last stored checkpoint per channel
+  std::mutex checkpoint_mu_;                   // guards saved_ and stored_offset_
+  std::map<std::string, std::string> saved_;  // last stored checkpoint per channel
+  std::map<std::string, int64_t> stored_offset_;  // its offset
+  std::string write_mode_;                      // "api" or "replicate" once known (mu_)
 };
 
 }  // namespace

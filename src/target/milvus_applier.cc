@@ -142,6 +142,62 @@ milvuspb::UpsertRequest UpsertOf(const milvuspb::InsertRequest& insert) {
 
 }  // namespace
 
+const char* WriteModeName(WriteMode mode) { return mode == WriteMode::kReplicate ? "replicate" : "api"; }
+
+template <typename Req>
+void MilvusApplier::MarkReplicated(Req* req, commonpb::MsgType type) const {
+  if (replicate_ts_ == 0) return;
+  auto* base = req->mutable_base();
+  if (type != commonpb::MsgType::Undefined) base->set_msg_type(type);
+  base->mutable_replicateinfo()->set_isreplicate(true);
+  base->mutable_replicateinfo()->set_msgtimestamp(replicate_ts_);
+}
+
+StatusOr<WriteMode> MilvusApplier::DetectWriteMode() {
+  // Code 1900: "deny to use the replicate message in the normal instance"; 1100: the empty channel
+  // name of a standby, checked after the mode (internal/proxy/impl.go, Milvus 2.3.5).
+  StatusOr<WriteMode> mode = Unavailable("not asked");
+  Status st = WithRetry("ReplicateMessage (write mode probe)", [&]() -> Status {
+    milvuspb::ReplicateMessageRequest req;
+    milvuspb::ReplicateMessageResponse resp;
+    CallContext ctx(client_);
+    grpc::Status call = client_->stub()->ReplicateMessage(ctx.get(), req, &resp);
+    if (call.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+      mode = WriteMode::kApi;
+      return Status::Ok();
+    }
+    if (!call.ok()) return client_->CheckCall(call, "ReplicateMessage");
+    const int32_t code = resp.status().code();
+    if (code == 1900) {
+      mode = WriteMode::kApi;
+    } else if (code == 1100) {
+      mode = WriteMode::kReplicate;
+    } else {
+      Status checked = client_->CheckCall(call, resp.status(), "ReplicateMessage");
+      return checked.ok() ? Internal("the target accepted a ReplicateMessage without a channel") : checked;
+    }
+    return Status::Ok();
+  });
+  if (!st.ok()) return st.WithContext("cannot tell whether the target is a standby (write_mode auto)");
+  return mode;
+}
+
+Status MilvusApplier::ReplicateMessage(const std::string& channel, uint64_t begin_ts, uint64_t end_ts,
+                                       const std::vector<std::string>& msgs) {
+  milvuspb::ReplicateMessageRequest req;
+  req.mutable_base()->mutable_replicateinfo()->set_isreplicate(true);
+  req.set_channel_name(channel);
+  req.set_begints(begin_ts);
+  req.set_endts(end_ts);
+  for (const auto& m : msgs) req.add_msgs(m);
+  return WithRetry("ReplicateMessage " + channel, [&] {
+    milvuspb::ReplicateMessageResponse resp;
+    CallContext ctx(client_);
+    grpc::Status call = client_->stub()->ReplicateMessage(ctx.get(), req, &resp);  // before resp.status()
+    return client_->CheckCall(call, resp.status(), "ReplicateMessage");
+  });
+}
+
 MilvusApplier::MilvusApplier(MilvusClient* client, RetryPolicy retry, const std::atomic<bool>* stopping)
     : client_(client), retry_(retry), stopping_(stopping) {}
 
@@ -173,6 +229,7 @@ Status MilvusApplier::CreateDatabase(const std::string& db) {
   Status st = WithRetry("CreateDatabase " + db, [&] {
     milvuspb::CreateDatabaseRequest req;
     req.set_db_name(db);
+    MarkReplicated(&req, commonpb::MsgType::CreateDatabase);
     commonpb::Status resp;
     CallContext ctx(client_);
     return client_->CheckCall(client_->stub()->CreateDatabase(ctx.get(), req, &resp), resp, "CreateDatabase");
@@ -184,6 +241,7 @@ Status MilvusApplier::DropDatabase(const std::string& db) {
   Status st = WithRetry("DropDatabase " + db, [&] {
     milvuspb::DropDatabaseRequest req;
     req.set_db_name(db);
+    MarkReplicated(&req, commonpb::MsgType::DropDatabase);
     commonpb::Status resp;
     CallContext ctx(client_);
     return client_->CheckCall(client_->stub()->DropDatabase(ctx.get(), req, &resp), resp, "DropDatabase");
@@ -250,6 +308,7 @@ Status MilvusApplier::CreateCollection(const CollectionSpec& spec) {
       kv->set_value(v);
     }
     if (spec.num_partitions > 0) req.set_num_partitions(spec.num_partitions);
+    MarkReplicated(&req, commonpb::MsgType::CreateCollection);
     commonpb::Status resp;
     CallContext ctx(client_, spec.db_name);
     return client_->CheckCall(client_->stub()->CreateCollection(ctx.get(), req, &resp), resp, "CreateCollection");
@@ -263,6 +322,7 @@ Status MilvusApplier::DropCollection(const std::string& db, const std::string& n
     milvuspb::DropCollectionRequest req;
     req.set_db_name(db);
     req.set_collection_name(name);
+    MarkReplicated(&req, commonpb::MsgType::DropCollection);
     commonpb::Status resp;
     CallContext ctx(client_, db);
     return client_->CheckCall(client_->stub()->DropCollection(ctx.get(), req, &resp), resp, "DropCollection");
@@ -276,6 +336,7 @@ Status MilvusApplier::CreatePartition(const std::string& db, const std::string& 
     req.set_db_name(db);
     req.set_collection_name(coll);
     req.set_partition_name(partition);
+    MarkReplicated(&req, commonpb::MsgType::CreatePartition);
     commonpb::Status resp;
     CallContext ctx(client_, db);
     return client_->CheckCall(client_->stub()->CreatePartition(ctx.get(), req, &resp), resp, "CreatePartition");
@@ -302,6 +363,7 @@ Status MilvusApplier::DropPartition(const std::string& db, const std::string& co
     req.set_db_name(db);
     req.set_collection_name(coll);
     req.set_partition_name(partition);
+    MarkReplicated(&req, commonpb::MsgType::DropPartition);
     commonpb::Status resp;
     CallContext ctx(client_, db);
     return client_->CheckCall(client_->stub()->DropPartition(ctx.get(), req, &resp), resp, "DropPartition");
@@ -474,7 +536,9 @@ Status MilvusApplier::Delete(const std::string& db, const std::string& coll, con
 // `tolerate_missing`, "not found" counts as done (the thing is already gone).
 template <typename Req>
 Status MilvusApplier::Forward(const char* name, Req req, StubCall<Req> call, bool tolerate_missing) {
+  const auto type = req.base().msg_type();
   req.clear_base();
+  MarkReplicated(&req, type);
   Status st = WithRetry(std::string(name) + " " + req.db_name() + "." + req.collection_name(), [&] {
     commonpb::Status resp;
     CallContext ctx(client_, req.db_name());
@@ -504,6 +568,7 @@ Status MilvusApplier::ReleasePartitions(milvuspb::ReleasePartitionsRequest req) 
 
 Status MilvusApplier::Flush(milvuspb::FlushRequest req) {
   req.clear_base();
+  MarkReplicated(&req, commonpb::MsgType::Flush);
   return WithRetry("Flush " + req.db_name(), [&] {
     milvuspb::FlushResponse resp;
     CallContext ctx(client_, req.db_name());
@@ -599,6 +664,20 @@ StatusOr<milvuspb::DescribeCollectionResponse> MilvusApplier::DescribeCollection
   milvuspb::DescribeCollectionResponse resp;
   RETURN_IF_ERROR(Read("DescribeCollection " + db + "." + name, db, req, &Stub::DescribeCollection, &resp));
   return resp;
+}
+
+StatusOr<std::map<std::string, int64_t>> MilvusApplier::ShowPartitions(const std::string& db,
+                                                                        const std::string& name) {
+  milvuspb::ShowPartitionsRequest req;
+  req.set_db_name(db);
+  req.set_collection_name(name);
+  milvuspb::ShowPartitionsResponse resp;
+  RETURN_IF_ERROR(Read("ShowPartitions " + db + "." + name, db, req, &Stub::ShowPartitions, &resp));
+  std::map<std::string, int64_t> out;
+  for (int i = 0; i < resp.partition_names_size() && i < resp.partitionids_size(); ++i) {
+    out[resp.partition_names(i)] = resp.partitionids(i);
+  }
+  return out;
 }
 
 Status MilvusApplier::CreateRole(const std::string& role) {

@@ -48,6 +48,11 @@ struct CollectionSpec {
   int64_t num_partitions = 0;  // partition-key collections
 };
 
+// How rows reach the target: plain Insert/Delete (a writable target, ttMsgEnabled=true), or
+// ReplicateMessage with the source's own messages and timestamps (a standby, ttMsgEnabled=false).
+enum class WriteMode { kApi, kReplicate };
+const char* WriteModeName(WriteMode mode);
+
 class MilvusApplier {
  public:
   // `stopping` is polled between retries so a pause interrupts a long backoff.
@@ -104,6 +109,8 @@ class MilvusApplier {
                          const std::vector<std::pair<std::string, std::string>>& properties);
   StatusOr<milvus::proto::milvus::DescribeCollectionResponse> DescribeCollection(const std::string& db,
                                                                                const std::string& name);
+  // The collection's partitions: name -> id.
+  StatusOr<std::map<std::string, int64_t>> ShowPartitions(const std::string& db, const std::string& name);
 
   // Roles, users and grants. Creating what exists and removing what is gone count as done.
   Status CreateRole(const std::string& role);
@@ -118,6 +125,19 @@ class MilvusApplier {
   StatusOr<std::map<std::string, std::vector<std::string>>> SelectRoles();
   // The grants of `role` in database `db`.
   StatusOr<std::vector<RbacGrant>> SelectGrants(const std::string& role, const std::string& db);
+
+  // Asks the target which writes it takes, writing nothing: a ReplicateMessage without a channel
+  // is refused with code 1900 by a ttMsgEnabled=true target (-> kApi) and with 1100 "invalid
+  // channel name" by a standby (-> kReplicate); a target without the RPC (before 2.3.2) is kApi.
+  StatusOr<WriteMode> DetectWriteMode();
+  // Sends serialized msgstream messages (msgpb Insert/Delete/TimeTick/...) to one physical
+  // channel of a standby target, in order, with retry. `begin_ts`/`end_ts` bound their
+  // timestamps. Any refusal means not (fully) written: retry the whole request.
+  Status ReplicateMessage(const std::string& channel, uint64_t begin_ts, uint64_t end_ts,
+                          const std::vector<std::string>& msgs);
+  // Standby targets: from now on DDL calls carry base.replicateInfo{isReplicate: true,
+  // msgTimestamp: ts}, the source's time of the operation; 0 sends none (plain calls).
+  void set_replicate_ts(uint64_t ts) { replicate_ts_ = ts; }
 
   // Called (on the calling thread) with each failure a retry absorbs, e.g. for `get`.
   void set_on_retry(std::function<void(const Status&)> cb) { on_retry_ = std::move(cb); }
@@ -147,8 +167,13 @@ class MilvusApplier {
   template <typename Req, typename Resp>
   Status Read(const std::string& what, const std::string& db, const Req& req, ReadCall<Req, Resp> call, Resp* resp);
 
+  // Sets base.replicateInfo on a DDL request when replicate_ts_ is set.
+  template <typename Req>
+  void MarkReplicated(Req* req, milvus::proto::common::MsgType type) const;
+
   MilvusClient* const client_;
   const RetryPolicy retry_;
+  uint64_t replicate_ts_ = 0;
   const std::atomic<bool>* const stopping_;
   std::function<void(const Status&)> on_retry_;
   int64_t rows_inserted_ = 0;

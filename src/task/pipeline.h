@@ -49,6 +49,7 @@ struct PipelineProgress {
   // be created because no initial password was given for them (user_passwords).
   std::vector<std::string> missing_users;
   std::vector<BackfillProgress> backfill;
+  std::string write_mode;  // "api" or "replicate" once the running task has detected it
 };
 
 // A verify run: options in, report out (JSON as `verify` answers and get shows it).

@@ -206,6 +206,7 @@ StatusOr<TaskSpec> DecodeTaskSpec(const json& data) {
     d.Int(*m, "channel_num", p + "channel_num", &mc.channel_num);
     d.Bool(*m, "ignore_partition", p + "ignore_partition", &mc.ignore_partition);
     d.Int(*m, "connect_timeout", p + "connect_timeout", &mc.connect_timeout);
+    d.String(*m, "write_mode", p + "write_mode", &mc.write_mode);
     if (const json* dc = d.Object(*m, "dial_config", p + "dial_config")) {
       const std::string q = p + "dial_config.";
       d.String(*dc, "server_name", q + "server_name", &mc.dial_config.server_name);
@@ -320,6 +321,10 @@ Status ValidateSpec(const TaskSpec& s, const SpecLimits& limits) {
       return InvalidArgument("cannot set only one of the milvus username and password");
     }
     if (s.milvus.connect_timeout < 0) return InvalidArgument("the milvus connect timeout is less zero");
+    const std::string& mode = s.milvus.write_mode;
+    if (mode != "auto" && mode != "api" && mode != "replicate") {
+      return InvalidArgument("milvus_connect_param.write_mode must be \"auto\", \"api\" or \"replicate\"");
+    }
   }
   // 3. Kafka: the official server accepts a Kafka target; this one does not write to Kafka.
   if (!s.kafka.address.empty()) {
@@ -455,7 +460,7 @@ json SpecToTaskObject(const TaskSpec& s) {
       {"milvus_connect_param",
        {{"host", m.host}, {"port", m.port}, {"enable_tls", m.enable_tls}, {"uri", m.uri}, {"dial_config", dial},
         {"channel_num", m.channel_num}, {"ignore_partition", m.ignore_partition},
-        {"connect_timeout", m.connect_timeout}}},
+        {"connect_timeout", m.connect_timeout}, {"write_mode", m.write_mode}}},
       {"kafka_connect_param",
        {{"address", s.kafka.address}, {"topic", s.kafka.topic}, {"enable_sasl", s.kafka.enable_sasl},
         {"sasl", sasl}}},

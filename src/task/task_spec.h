@@ -35,6 +35,9 @@ struct MilvusConnectParam {
   int channel_num = 0;
   bool ignore_partition = false;
   int connect_timeout = 0;  // seconds; <= 0 means 5
+  // How rows reach the target: "auto" (detect when the task starts), "api" (plain Insert/Delete
+  // on a writable target) or "replicate" (ReplicateMessage to a common.ttMsgEnabled=false standby).
+  std::string write_mode = "auto";
 
   bool Empty() const { return uri.empty() && host.empty() && port <= 0; }
   // The URI to dial: `uri`, else built from host/port/enable_tls.
