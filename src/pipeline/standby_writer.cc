@@ -187,6 +187,12 @@ Status StandbyWriter::SendPack(const source::SourceItem& item,
   return TickFrom(item.channel, false);
 }
 
+Status StandbyWriter::TickOnly(const std::string& channel, uint64_t ts) {
+  uint64_t& safe = safe_ts_[channel];
+  safe = std::max(safe, ts);
+  return TickFrom(channel, false);
+}
+
 Status StandbyWriter::TickFrom(const std::string& channel, bool force) {
   const auto now = std::chrono::steady_clock::now();
   for (const auto& [pchannel, sources] : feeders_) {
@@ -215,6 +221,17 @@ Status StandbyWriter::SendTick(const std::string& pchannel, uint64_t ts) {
   base->set_timestamp(ts);
   base->set_sourceid(-1);
   return applier_->ReplicateMessage(pchannel, ts, ts, {tick.SerializeAsString()});
+}
+
+Status StandbyTickSink::Apply(const source::SourceItem& item) {
+  if (item.kind != source::SourceItem::Kind::kPack || held_.count(item.channel)) return Status::Ok();
+  if (!checkpointed_.count(item.channel) || !item.events.empty()) {
+    held_.insert(item.channel);
+    GetLogger("apply")->info("standby ticks from {} wait for the resume: {}", item.channel,
+                             item.events.empty() ? "no stored checkpoint" : "a change is waiting");
+    return Status::Ok();
+  }
+  return writer_->TickOnly(item.channel, item.end_position.timestamp);
 }
 
 }  // namespace cdc::pipeline

@@ -51,6 +51,10 @@ class StandbyWriter {
   // events stay out (e.g. a dropped collection's). Returns rows sent by kind through the counters.
   Status SendPack(const source::SourceItem& item, const std::function<bool(const source::RoutedEvent&)>& skip);
 
+  // A pack with nothing for the standby (e.g. read while the task is paused): everything on
+  // `channel` up to `ts` is sent; ticks the target channels it feeds.
+  Status TickOnly(const std::string& channel, uint64_t ts);
+
   int64_t rows_inserted() const { return rows_inserted_; }
   int64_t rows_deleted() const { return rows_deleted_; }
 
@@ -87,6 +91,22 @@ class StandbyWriter {
   std::map<std::string, TickState> ticks_;                // by target pchannel
   int64_t rows_inserted_ = 0;
   int64_t rows_deleted_ = 0;
+};
+
+// The sink of a paused task's idle ticker: reads on from the stored checkpoints and forwards
+// the source's ticks while no change is waiting, so Strong reads on the standby answer while
+// the task is paused. A channel stops ticking at its first pack with an in-scope change (that
+// change waits for the resume) or if it has no stored checkpoint. Sends no data, stores nothing.
+class StandbyTickSink : public source::LogSink {
+ public:
+  StandbyTickSink(StandbyWriter* writer, std::set<std::string> checkpointed)
+      : writer_(writer), checkpointed_(std::move(checkpointed)) {}
+  Status Apply(const source::SourceItem& item) override;
+
+ private:
+  StandbyWriter* const writer_;
+  const std::set<std::string> checkpointed_;
+  std::set<std::string> held_;  // channels with a change waiting
 };
 
 }  // namespace cdc::pipeline

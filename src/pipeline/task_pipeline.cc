@@ -34,8 +34,11 @@ using Clock = std::chrono::steady_clock;
 
 class TaskPipeline : public Pipeline {
  public:
-  TaskPipeline(PipelineContext ctx, std::string task_id, const TaskSpec& spec, PipelineFailure on_failure)
-      : ctx_(ctx), task_id_(std::move(task_id)), scope_(spec), on_failure_(std::move(on_failure)) {
+  // `idle_ticker`: the paused task's ticker (RunIdleTicker) instead of the replication.
+  TaskPipeline(PipelineContext ctx, std::string task_id, const TaskSpec& spec, PipelineFailure on_failure,
+               bool idle_ticker = false)
+      : ctx_(ctx), task_id_(std::move(task_id)), scope_(spec), on_failure_(std::move(on_failure)),
+        idle_ticker_(idle_ticker) {
     const RetryConfig& r = ctx_.config->retry;
     retry_.initial_backoff = std::chrono::milliseconds(std::max(1, r.init_backoff_s) * 1000);
     retry_.max_backoff = std::chrono::milliseconds(std::max(1, r.max_backoff_s) * 1000);
@@ -227,7 +230,9 @@ class TaskPipeline : public Pipeline {
       source_client_ = nullptr;
     }
     cv_.notify_all();
-    if (!st.ok() && !stop_) {
+    if (!st.ok() && !stop_ && idle_ticker_) {
+      GetLogger("pipeline")->warn("task {}: the paused task's standby ticker stopped: {}", task_id_, st.message());
+    } else if (!st.ok() && !stop_) {
       SetError(st.message());
       Fail(st.message());
     }
@@ -304,6 +309,12 @@ class TaskPipeline : public Pipeline {
     {
       std::lock_guard<std::mutex> lock(mu_);
       write_mode_ = target::WriteModeName(*mode);
+    }
+    if (idle_ticker_) {
+      if (*mode != target::WriteMode::kReplicate) return Status::Ok();  // a writable target ticks itself
+      Status ticked = RunIdleTicker(catalog, follower, applier);
+      follower.Stop();
+      return ticked;
     }
     if (*mode == target::WriteMode::kReplicate && scope_.spec().backfill) {
       return FailedPrecondition(std::string("fail to start the task: ") + kNoBackfillOnStandby +
@@ -394,20 +405,8 @@ class TaskPipeline : public Pipeline {
     }
 
     // 5. Follow the log.
-    source::LogReaderOptions ro;
-    ro.mq = source::MqConfigFrom(cfg.source);
+    source::LogReaderOptions ro = ReaderOptions(resume, pins);
     ro.replicate_channel = cfg.source.replicate_chan;
-    ro.collection_in_scope = [this](const std::string& db, const std::string& c) {
-      return scope_.CollectionInScope(db, c);
-    };
-    ro.database_in_scope = [this](const std::string& db) { return scope_.DatabaseInScope(db); };
-    ro.rbac = scope_.spec().enable_user_role;
-    ro.replay_from_creation = [this](const std::string& db, const std::string& c) {
-      return scope_.ReplayFromCreation(db, c);
-    };
-    ro.pins = pins;
-    ro.resume = resume;
-    ro.queue_packs = static_cast<size_t>(std::max(2, cfg.source.read_chan_len * 16));
     source::LogReader reader(ro, &follower, &catalog, &sink);
     st = Retry(ro.mq.name(), [&] { return reader.Start(); });
     if (!st.ok()) return st.WithContext("fail to read the message, err");
@@ -425,6 +424,70 @@ class TaskPipeline : public Pipeline {
     reader.Stop();
     Checkpoint(reader);
     follower.Stop();
+    return result;
+  }
+
+  // How the task reads the source: its scope, from these checkpoints (pins: see PinLatest).
+  source::LogReaderOptions ReaderOptions(const std::map<std::string, decode::Position>& resume,
+                                         const std::map<std::string, int64_t>& pins) const {
+    const Config& cfg = *ctx_.config;
+    source::LogReaderOptions ro;
+    ro.mq = source::MqConfigFrom(cfg.source);
+    ro.collection_in_scope = [this](const std::string& db, const std::string& c) {
+      return scope_.CollectionInScope(db, c);
+    };
+    ro.database_in_scope = [this](const std::string& db) { return scope_.DatabaseInScope(db); };
+    ro.rbac = scope_.spec().enable_user_role;
+    ro.replay_from_creation = [this](const std::string& db, const std::string& c) {
+      return scope_.ReplayFromCreation(db, c);
+    };
+    ro.pins = pins;
+    ro.resume = resume;
+    ro.queue_packs = static_cast<size_t>(std::max(2, cfg.source.read_chan_len * 16));
+    return ro;
+  }
+
+  // A paused task on a standby target: reads on from the stored checkpoints and forwards the
+  // source's time ticks while no change is waiting (StandbyTickSink), so the standby's Strong
+  // reads answer. Sends no data and stores nothing; the resume takes over from the checkpoints.
+  Status RunIdleTicker(source::Catalog& catalog, source::MetaFollower& follower, target::MilvusApplier& applier) {
+    auto stored = ctx_.store->GetPositions(task_id_);
+    if (!stored.ok()) return stored.status();
+    std::map<std::string, decode::Position> resume;
+    std::map<std::string, int64_t> pins;
+    std::set<std::string> checkpointed;
+    for (const auto& p : *stored) {
+      int64_t offset = 0;
+      uint64_t ts = 0;
+      if (!DecodeCheckpoint(p.data, &offset, &ts)) continue;
+      if (p.collection_id == kPinId) pins[p.channel] = offset;
+      if (p.collection_id != kCheckpointId) continue;
+      resume[p.channel] = decode::Position{p.channel, offset, ts};
+      checkpointed.insert(p.channel);
+    }
+    if (resume.empty()) return Status::Ok();  // never replicated: nothing to keep moving
+    StandbyWriter writer(&applier, [](const std::string&, const decode::Position&) {
+      return Internal("the idle ticker stores no checkpoint");
+    });
+    for (const auto& meta : catalog.Collections()) {
+      if (!scope_.CollectionInScope(meta->db_name, meta->name)) continue;
+      auto [db, name] = scope_.Map(meta->db_name, meta->name);
+      Status st = writer.Map(*meta, db, name);  // not on the standby yet: nothing to tick for it
+      if (!st.ok()) GetLogger("pipeline")->debug("task {}: no ticks for {}.{}: {}", task_id_, db, name, st.message());
+    }
+    StandbyTickSink sink(&writer, checkpointed);
+    source::LogReader reader(ReaderOptions(resume, pins), &follower, &catalog, &sink);
+    Status st = Retry(source::MqConfigFrom(ctx_.config->source).name(), [&] { return reader.Start(); });
+    if (!st.ok()) return st;
+    GetLogger("pipeline")->info("task {}: paused; forwarding the source's time ticks to the standby", task_id_);
+    Status result;
+    while (Wait(std::chrono::milliseconds(500))) {
+      if (Status f = reader.fatal(); !f.ok()) {
+        result = f;
+        break;
+      }
+    }
+    reader.Stop();
     return result;
   }
 
@@ -562,6 +625,7 @@ class TaskPipeline : public Pipeline {
   const std::string task_id_;
   const TaskScope scope_;
   const PipelineFailure on_failure_;
+  const bool idle_ticker_;
   target::RetryPolicy retry_;
   std::chrono::seconds outage_budget_{0};
 
@@ -593,6 +657,11 @@ class TaskPipeline : public Pipeline {
 std::unique_ptr<Pipeline> TaskPipelineFactory::Create(const std::string& task_id, const TaskSpec& spec,
                                                       PipelineFailure on_failure) {
   return std::make_unique<TaskPipeline>(context_, task_id, spec, std::move(on_failure));
+}
+
+std::unique_ptr<Pipeline> TaskPipelineFactory::CreateIdleTicker(const std::string& task_id, const TaskSpec& spec) {
+  if (spec.milvus.write_mode == "api" || spec.milvus.Empty()) return nullptr;
+  return std::make_unique<TaskPipeline>(context_, task_id, spec, nullptr, true);
 }
 
 }  // namespace cdc::pipeline

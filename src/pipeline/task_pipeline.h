@@ -33,6 +33,7 @@ class TaskPipelineFactory : public PipelineFactory {
   explicit TaskPipelineFactory(PipelineContext context) : context_(context) {}
   std::unique_ptr<Pipeline> Create(const std::string& task_id, const TaskSpec& spec,
                                    PipelineFailure on_failure) override;
+  std::unique_ptr<Pipeline> CreateIdleTicker(const std::string& task_id, const TaskSpec& spec) override;
 
  private:
   PipelineContext context_;

@@ -128,6 +128,12 @@ class PipelineFactory {
   virtual ~PipelineFactory() = default;
   virtual std::unique_ptr<Pipeline> Create(const std::string& task_id, const TaskSpec& spec,
                                            PipelineFailure on_failure) = 0;
+  // What runs while the task is paused, or null: for a standby target, a ticker that keeps its
+  // reads advancing while no change is waiting (see TaskPipeline). Never runs with Create's.
+  virtual std::unique_ptr<Pipeline> CreateIdleTicker(const std::string& task_id, const TaskSpec& spec) {
+    (void)task_id, (void)spec;
+    return nullptr;
+  }
 };
 
 

@@ -79,17 +79,20 @@ Status TaskManager::Recover() {
     for (auto& [id, e] : tasks_) {
       if (e.record.state == TaskState::kPaused) {
         log->info("task {} stays paused after restart (reason: {})", id, e.record.reason);
+        StartIdleTickerLocked(e);
         continue;
       }
       if (e.spec.disable_auto_start) {
         RETURN_IF_ERROR(PersistLocked(e, TaskState::kPaused, kDisabledAutoStart));
         log->info("task {} paused after restart: auto start is disabled", id);
+        StartIdleTickerLocked(e);
         continue;
       }
       Status st = StartPipelineLocked(e);
       if (!st.ok()) {
         log->error("task {} failed to start after restart: {}", id, st.message());
         RETURN_IF_ERROR(PersistLocked(e, TaskState::kPaused, "fail to start task, err: " + st.message()));
+        StartIdleTickerLocked(e);
         continue;
       }
       RETURN_IF_ERROR(PersistLocked(e, TaskState::kRunning, ""));
@@ -210,6 +213,7 @@ Status TaskManager::Pause(const std::string& task_id) {
     (void)StartPipelineLocked(e);
     return st.WithContext("fail to update the task state, task_id: " + task_id);
   }
+  StartIdleTickerLocked(e);
   UpdateMetricsLocked();
   GetLogger("task")->info("task {} paused", task_id);
   return Status::Ok();
@@ -262,7 +266,11 @@ Status TaskManager::Skip(const std::string& task_id, const std::string& db_name,
   e.spec = std::move(spec);
   auto log = GetLogger("task");
   log->info("task {} skips collection {}", task_id, name);
-  if (e.record.state != TaskState::kRunning) return Status::Ok();  // the operator resumes it
+  if (e.record.state != TaskState::kRunning) {  // the operator resumes it; the idle ticker takes the new scope
+    StopPipelineLocked(e);
+    StartIdleTickerLocked(e);
+    return Status::Ok();
+  }
 
   // The pipeline holds the scope it started with: restart it (from its checkpoints).
   StopPipelineLocked(e);
@@ -396,6 +404,10 @@ StatusOr<std::vector<ChannelPosition>> TaskManager::Positions(const std::string&
 }
 
 Status TaskManager::StartPipelineLocked(Entry& e) {
+  if (e.idle_ticker) {  // never both: the pipeline sends its own ticks
+    e.idle_ticker->Stop();
+    e.idle_ticker.reset();
+  }
   const uint64_t generation = ++generation_;  // unique across tasks, so a stale report never matches
   e.generation = generation;
   auto pipeline = pipelines_->Create(e.record.task_id, e.spec,
@@ -409,7 +421,18 @@ Status TaskManager::StartPipelineLocked(Entry& e) {
   return Status::Ok();
 }
 
+void TaskManager::StartIdleTickerLocked(Entry& e) {
+  if (e.idle_ticker || e.pipeline) return;
+  auto ticker = pipelines_->CreateIdleTicker(e.record.task_id, e.spec);
+  if (!ticker || !ticker->Start().ok()) return;
+  e.idle_ticker = std::move(ticker);
+}
+
 void TaskManager::StopPipelineLocked(Entry& e) {
+  if (e.idle_ticker) {
+    e.idle_ticker->Stop();
+    e.idle_ticker.reset();
+  }
   if (!e.pipeline) return;
   e.pipeline->Stop();
   // Keep the last verify report (a stopped run says so) for get, past the pipeline.
@@ -477,6 +500,7 @@ void TaskManager::FailureLoop() {
     StopPipelineLocked(it->second);
     if (f.change && f.change->time_ms == 0) f.change->time_ms = NowMs();
     Status st = PersistLocked(it->second, TaskState::kPaused, f.reason, f.change);
+    StartIdleTickerLocked(it->second);
     GetLogger("task")->error("task {} paused: {}{}", f.task_id, f.reason,
                              st.ok() ? "" : " (and the pause could not be stored: " + st.message() + ")");
     UpdateMetricsLocked();

@@ -88,12 +88,16 @@ class TaskManager {
     TaskRecord record;
     TaskSpec spec;
     std::unique_ptr<Pipeline> pipeline;
+    std::unique_ptr<Pipeline> idle_ticker;  // while paused (standby targets)
     uint64_t generation = 0;  // bumps on every pipeline start; stale failures are ignored
     nlohmann::json last_verify;  // the last verify report of a pipeline that has been stopped
   };
 
   Status StartPipelineLocked(Entry& e);
+  // Stops the pipeline and the idle ticker.
   void StopPipelineLocked(Entry& e);
+  // Starts the idle ticker of a paused task, if its factory has one.
+  void StartIdleTickerLocked(Entry& e);
   // Stores the new state and reason; `change` replaces the stored failed change (none clears it).
   Status PersistLocked(Entry& e, TaskState state, const std::string& reason,
                        const std::optional<FailedChange>& change = std::nullopt);

@@ -28,6 +28,9 @@ class VerifyingPipelineFactory : public PipelineFactory {
 
   std::unique_ptr<Pipeline> Create(const std::string& task_id, const TaskSpec& spec,
                                    PipelineFailure on_failure) override;
+  std::unique_ptr<Pipeline> CreateIdleTicker(const std::string& task_id, const TaskSpec& spec) override {
+    return inner_->CreateIdleTicker(task_id, spec);
+  }
 
  private:
   PipelineFactory* const inner_;
