@@ -683,6 +683,12 @@ SOURCE_REPLICATE_CHANNEL=${M_ROOT[source]}-replicate-msg
 SOURCE_DML_CHANNEL_NUM=$DML_CHANNELS
 TARGET_ETCD_ROOT=${M_ROOT[target]}
 TARGET_CHANNEL_PREFIX=${M_ROOT[target]}
+EOF
+  if is_running milvus-replica; then
+    echo "REPLICA_ETCD_ROOT=${M_ROOT[replica]}"
+    echo "REPLICA_CHANNEL_PREFIX=${M_ROOT[replica]}"
+  fi
+  cat <<EOF
 PYTHON=$PY
 CDC_CONFIG=$RUN/cdc/cdc.yaml
 CDC_ADDRESS=127.0.0.1:$CDC_PORT
