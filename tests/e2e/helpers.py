@@ -12,6 +12,32 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 TESTBED = REPO / "scripts" / "testbed.sh"
 
+# CDC_E2E_TARGET=replica runs the suites against the bed's REPLICA (a standby Milvus,
+# common.ttMsgEnabled=false) instead of TARGET: conftest's `bed_env` then maps REPLICA_* onto
+# TARGET_* and the `target` alias connects to REPLICA (tests/e2e/conftest.py).
+E2E_TARGETS = ("target", "replica")
+E2E_TARGET = os.environ.get("CDC_E2E_TARGET") or "target"
+STANDBY = E2E_TARGET == "replica"
+
+
+def target_component(bed_env):
+    """The bed component (bed_ctl, bed_pid) the tests' TARGET is: "target", or "replica" when
+    CDC_E2E_TARGET=replica."""
+    return bed_env.get("TARGET_COMPONENT", "target")
+
+
+# A Strong read on a standby answers once a forwarded tick passes the standby's "now"; a paused
+# task stops forwarding ticks while an in-scope change is pending (a replica must not show a time
+# it does not hold), so such a read waits until its deadline. Reads that check that a paused task
+# wrote nothing use this instead: Eventually on REPLICA (what is applied), Strong on TARGET.
+PAUSED_READ = "Eventually" if STANDBY else "Strong"
+
+
+def expected_write_mode():
+    """The write mode a task in `auto` mode must pick on the tests' TARGET: "replicate" on
+    REPLICA (ttMsgEnabled=false), "api" on TARGET."""
+    return "replicate" if STANDBY else "api"
+
 # MsgType values (milvus-proto common.proto), checked against pymilvus's bundled protos in tests
 MSG_INSERT = 400
 MSG_DELETE = 401
@@ -113,7 +139,7 @@ def bed_restore():
     for comp, state in bed_status().items():
         if state == "frozen":
             run_testbed("thaw", comp, check=False, timeout=60)
-    args = ["--replica"] if os.environ.get("TESTBED_REPLICA") == "1" else []
+    args = ["--replica"] if os.environ.get("TESTBED_REPLICA") == "1" or STANDBY else []
     if os.environ.get("SOURCE_MQ") == "pulsar":
         args += ["--mq", "pulsar"]
     run_testbed("up", *args, timeout=900)

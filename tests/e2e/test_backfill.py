@@ -14,7 +14,9 @@ from cdc_server import CdcServer, wait_until
 from helpers import unique_name
 import workload
 
-pytestmark = pytest.mark.bed
+# backfill writes rows with plain Upsert calls, which a standby (write_mode replicate) refuses;
+# the first test also deletes rows directly on TARGET
+pytestmark = [pytest.mark.bed, pytest.mark.writable_target("backfill copies rows with plain Upsert calls")]
 
 TIMEOUT = 300
 FIELDS = ("pk", "vec", "title", "meta", "extra")

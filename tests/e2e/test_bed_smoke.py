@@ -132,6 +132,7 @@ def test_source_replicate_channel_has_index_and_load(bed_env, src_coll):
     h.wait_until(seen, 90, "CreateIndex, LoadCollection and Flush on " + topic)
 
 
+@pytest.mark.writable_target("it inserts 10 000 rows into TARGET")
 def test_target_accepts_same_operations(bed_env, target, tgt_coll):
     assert h.count_star(tgt_coll) == ROWS
     res = tgt_coll.search([[0.5] * h.DIM], "vec", {"metric_type": "L2", "params": {"nprobe": 8}},

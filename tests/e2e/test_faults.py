@@ -18,6 +18,8 @@ Environment: CDC_FAULT_STREAM_S (default 180) is the kill -9 test's stream lengt
 CDC_FAULT_SEED fixes its random kill moments (the seed is printed either way),
 CDC_FAULT_CONVERGE_S (default 300) bounds every wait for TARGET to catch up,
 CDC_FAULT_TARGET_RESTART=--kill makes the TARGET restart a crash (default: graceful).
+With CDC_E2E_TARGET=replica (conftest) the task writes to REPLICA, the bed's standby Milvus, and
+the faults aimed at TARGET hit REPLICA (helpers.target_component).
 """
 import os
 import random
@@ -29,8 +31,9 @@ import pytest
 from pymilvus import Collection, connections, db, utility
 
 from cdc_server import CdcServer
-from helpers import Deadline, bed_ctl, bed_pid, bed_restore, bed_status, source_mq, unique_name, wait_until
-from test_workload import count, rows_in
+from helpers import (PAUSED_READ, STANDBY, Deadline, bed_ctl, bed_pid, bed_restore, bed_status, expected_write_mode,
+                     source_mq, target_component, unique_name, wait_until)
+from test_workload import rows_in
 import workload
 
 pytestmark = [pytest.mark.bed, pytest.mark.faults]
@@ -38,6 +41,12 @@ pytestmark = [pytest.mark.bed, pytest.mark.faults]
 STREAM_S = float(os.environ.get("CDC_FAULT_STREAM_S", 180))
 CONVERGE_S = float(os.environ.get("CDC_FAULT_CONVERGE_S", 300))
 START_S = 120  # a task to start replicating, a collection to appear on TARGET
+
+
+def count(coll, pk_type, consistency="Strong"):
+    expr = "pk >= 0" if pk_type == "int64" else 'pk != ""'
+    return coll.query(expr, output_fields=["count(*)"], consistency_level=consistency,
+                      timeout=120)[0]["count(*)"]
 
 
 def log(msg):
@@ -119,6 +128,8 @@ class Rig:
         self.task_id = reply["data"]["task_id"]
         wait_until(lambda: "replicating" in self.task().get("reason", ""), START_S,
                    "the task to start replicating")
+        if STANDBY:  # `auto` picked the standby's mode
+            assert self.task().get("write_mode") == expected_write_mode(), self.task()
         wait_until(lambda: self.db in db.list_database(using="target"), START_S, f"database {self.db} on TARGET")
         connections.connect(alias=self.tgt_alias, uri=env["TARGET_MILVUS_URI"], db_name=self.db, timeout=60)
         for name, _ in self.colls:
@@ -146,8 +157,8 @@ class Rig:
     def task(self):
         return self.srv.post("get", {"task_id": self.task_id}, timeout=10)["data"]["task"]
 
-    def target_count(self):
-        return sum(count(Collection(n, using=self.tgt_alias), t) for n, t in self.colls)
+    def target_count(self, consistency="Strong"):
+        return sum(count(Collection(n, using=self.tgt_alias), t, consistency) for n, t in self.colls)
 
     def source_count(self):
         return sum(count(Collection(n, using=self.src_alias), t) for n, t in self.colls)
@@ -302,17 +313,28 @@ def test_pause_stops_writes_and_resume_catches_up(rig):
     assert took < 1.0, "pause took %.3fs (must answer within a second)" % took
     assert r.task()["state"] == "Paused"
 
-    # TARGET stays put while SOURCE keeps growing
-    frozen_at, src_before = r.target_count(), r.source_count()
+    # TARGET stays put while SOURCE keeps growing. On a standby (CDC_E2E_TARGET=replica) a Strong
+    # read waits for ticks the paused task holds back while changes are pending, so REPLICA is
+    # read with Eventually there (PAUSED_READ); what it had applied before the pause may still be
+    # becoming visible for a moment, so its count must first settle (two equal reads 2 s apart).
+    if STANDBY:
+        last = [None]
+
+        def settled():
+            now, prev = r.target_count(PAUSED_READ), last[0]
+            last[0] = now
+            return prev is not None and now == prev
+        wait_until(settled, 60, "REPLICA's count to settle after the pause", interval=2, max_interval=2)
+    frozen_at, src_before = r.target_count(PAUSED_READ), r.source_count()
     end = time.monotonic() + 5
     while time.monotonic() < end:
-        now = r.target_count()
+        now = r.target_count(PAUSED_READ)
         assert now == frozen_at, "TARGET changed after pause returned: %d -> %d rows" % (frozen_at, now)
         time.sleep(0.5)
     r.stream.wait_cycles(3)
     src_after = r.source_count()
     assert src_after > src_before, (src_before, src_after)
-    assert r.target_count() == frozen_at
+    assert r.target_count(PAUSED_READ) == frozen_at
     log("paused: TARGET stayed at %d rows while SOURCE went %d -> %d" % (frozen_at, src_before, src_after))
 
     assert r.srv.post("resume", {"task_id": r.task_id})["code"] == 200
@@ -370,8 +392,8 @@ def test_target_milvus_restart(rig):
     # graceful by default (SIGTERM, 15 s grace, SIGKILL: what an operator's restart does to 2.3.5);
     # CDC_FAULT_TARGET_RESTART=--kill for a crash instead
     flags = os.environ.get("CDC_FAULT_TARGET_RESTART", "").split()
-    took = bed_ctl("restart", "target", *flags)
-    log("TARGET restarted %sin %.1fs" % (" ".join(flags) + " " if flags else "", took))
+    took = bed_ctl("restart", target_component(r.bed_env), *flags)
+    log("%s restarted %sin %.1fs" % (target_component(r.bed_env), " ".join(flags) + " " if flags else "", took))
     r.stream.wait_cycles(15)
     r.converge()
     r.watch.assert_always_running()
@@ -380,7 +402,7 @@ def test_target_milvus_restart(rig):
 def test_source_etcd_restart(rig, bed_env):
     r = rig()
     r.stream.wait_cycles(15)
-    milvus_pids = {c: bed_pid(bed_env, c) for c in ("source", "target")}
+    milvus_pids = {c: bed_pid(bed_env, c) for c in ("source", target_component(bed_env))}
     bed_ctl("stop", "etcd")
     down = time.monotonic()
     time.sleep(3)  # the outage itself: a few seconds
@@ -398,14 +420,15 @@ def test_source_etcd_restart(rig, bed_env):
 def test_target_unreachable_for_30s(rig):
     r = rig()
     r.stream.wait_cycles(15)
-    bed_ctl("freeze", "target")
+    component = target_component(r.bed_env)
+    bed_ctl("freeze", component)
     try:
         frozen_until = time.monotonic() + 30
         while time.monotonic() < frozen_until:  # the outage itself; the stream keeps writing SOURCE
             assert r.stream.alive(), "the write stream stopped"
             time.sleep(1)
     finally:
-        bed_ctl("thaw", "target")
+        bed_ctl("thaw", component)
     log("TARGET thawed after 30 s; note: %s" % r.task().get("reason", ""))
     r.stream.wait_cycles(10)
     r.converge()
@@ -416,7 +439,7 @@ def test_target_down_beyond_retry_budget_pauses_then_resumes(rig, bed_env):
     # budget: 3 attempts, backoff 1 s then 2 s; the task pauses after about 6 s of outage
     r = rig(overrides={"retryTimes": 3, "initBackOff": 1, "maxBackOff": 2})
     r.stream.wait_cycles(10)
-    bed_ctl("stop", "target", "--kill")
+    bed_ctl("stop", target_component(bed_env), "--kill")
     down = time.monotonic()
     task = wait_until(lambda: (lambda t: t if t["state"] == "Paused" else None)(r.task()), 180,
                       "the task to pause with TARGET down")
@@ -425,7 +448,7 @@ def test_target_down_beyond_retry_budget_pauses_then_resumes(rig, bed_env):
     target_addr = bed_env["TARGET_MILVUS_URI"].split("://", 1)[-1]
     assert "target milvus" in reason.lower() or target_addr in reason, reason
     r.stream.wait_cycles(5)  # SOURCE keeps changing while the task is paused
-    bed_ctl("start", "target")
+    bed_ctl("start", target_component(bed_env))
     assert r.srv.post("resume", {"task_id": r.task_id})["code"] == 200
     wait_until(lambda: r.task()["state"] == "Running", 60, "the task to run again")
     r.stream.wait_cycles(10)

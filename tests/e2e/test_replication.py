@@ -6,7 +6,7 @@ import pytest
 from pymilvus import Collection, Partition, db, utility
 
 from cdc_server import CdcServer, wait_until
-from helpers import unique_name
+from helpers import STANDBY, expected_write_mode, unique_name
 import workload
 
 pytestmark = pytest.mark.bed
@@ -23,6 +23,8 @@ def cdc(tmp_path_factory, bed_env, source, target):
     assert reply["code"] == 200, reply
     srv.task_id = reply["data"]["task_id"]
     wait_until(lambda: "replicating" in task(srv).get("reason", ""), 60, what="the task to start replicating")
+    if STANDBY:  # `auto` must have picked the standby's mode (the task-level `write_mode` in `get`)
+        assert task(srv).get("write_mode") == expected_write_mode(), task(srv)
     yield srv
     srv.post("delete", {"task_id": srv.task_id})
     srv.stop()

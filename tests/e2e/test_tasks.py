@@ -90,12 +90,13 @@ def test_name_mapping_renames_on_the_target(tmp_path, bed_env, source, target):
 
 
 def test_target_refusing_plain_writes_pauses_with_the_fix(tmp_path, bed_env, source, replica):
-    """REPLICA runs with common.ttMsgEnabled=false: it refuses plain inserts."""
+    """REPLICA runs with common.ttMsgEnabled=false: it refuses plain inserts, which is what a task
+    told to use them (`write_mode: "api"`) meets there."""
     name = unique_name("ro")
     src = workload.create_collection("source", name, shards=1)
     srv = CdcServer(tmp_path / "ro", bed_env=bed_env).start()
     try:
-        reply = srv.post("create", {"milvus_connect_param": {"uri": bed_env["REPLICA_MILVUS_URI"]},
+        reply = srv.post("create", {"milvus_connect_param": {"uri": bed_env["REPLICA_MILVUS_URI"], "write_mode": "api"},
                                     "collection_infos": [{"name": name}]})
         assert reply["code"] == 200, reply
         task_id = reply["data"]["task_id"]

@@ -17,7 +17,8 @@ from pymilvus import Collection, CollectionSchema, DataType, FieldSchema, utilit
 from cdc_server import BINARY, CdcServer, wait_until
 from helpers import unique_name
 
-pytestmark = pytest.mark.bed
+pytestmark = [pytest.mark.bed,
+              pytest.mark.writable_target("verify and repair are checked against rows deleted, changed and added on TARGET")]
 
 TIMEOUT = 120
 DIM = 8

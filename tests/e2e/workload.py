@@ -33,11 +33,11 @@ def create_collection(alias, name, pk_type="int64", shards=2, dim=DIM):
     return Collection(name, schema(pk_type, dim), using=alias, shards_num=shards, consistency_level="Strong")
 
 
-def all_rows(coll, pk_type="int64", fields=("pk", "vec", "title", "meta", "extra")):
-    """Every row by primary key (Strong consistency); needs a loaded collection."""
+def all_rows(coll, pk_type="int64", fields=("pk", "vec", "title", "meta", "extra"), consistency="Strong"):
+    """Every row by primary key (Strong consistency by default); needs a loaded collection."""
     expr = "pk >= 0" if pk_type == "int64" else 'pk != ""'
     out = {}
-    res = coll.query(expr, output_fields=list(fields), consistency_level="Strong", timeout=120, limit=16384)
+    res = coll.query(expr, output_fields=list(fields), consistency_level=consistency, timeout=120, limit=16384)
     for r in res:
         row = {k: r.get(k) for k in fields}
         if row.get("vec") is not None:
