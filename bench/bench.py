@@ -279,7 +279,8 @@ class Bench:
                 "milvus_connect_param": {"uri": self.bed["TARGET_MILVUS_URI"], "connect_timeout": 10},
                 "db_collections": {"*": [{"name": "*"}]}})["task_id"]
         bed_pids = {}
-        for comp in ("milvus-source", "milvus-target", "kafka", "pulsar", "etcd"):
+        target_comp = "milvus-replica" if self.bed["TARGET_NAME"] == "REPLICA" else "milvus-target"
+        for comp in ("milvus-source", target_comp, "kafka", "pulsar", "etcd"):
             try:
                 bed_pids[comp] = int((Path(self.bed["TESTBED_RUN_DIR"]) / comp / "pid").read_text())
             except (OSError, ValueError):
@@ -520,6 +521,9 @@ def main():
     ap.add_argument("--poll-interval", type=float, default=0.02, help="marker query interval, s (default 0.02)")
     ap.add_argument("--consistency", default="Eventually", help="marker query consistency (default Eventually)")
     ap.add_argument("--cdc-binary", default=os.environ.get("CDC_BINARY", str(REPO / "build" / "milvus-cdc")))
+    ap.add_argument("--target", choices=("target", "replica"), default="target",
+                    help="the bed Milvus milvus-cdc writes to: TARGET (writable, write_mode api) or REPLICA "
+                         "(a standby with ttMsgEnabled=false, write_mode replicate; run.sh --replica starts it)")
     ap.add_argument("--out", required=True, help="result directory (result.json, cdc/ with the server log)")
     ap.add_argument("--keep", action="store_true", help="keep the bench collections")
     ap.add_argument("--backfill-rows", type=int, default=1_000_000, help="rows copied by the backfill phase")
@@ -533,6 +537,14 @@ def main():
     if missing:
         raise SystemExit(f"bed settings missing from the environment ({', '.join(missing)}): run bench/run.sh")
     bed = {k: os.environ[k] for k in BED_KEYS}
+    bed["TARGET_NAME"] = "TARGET"
+    if args.target == "replica":  # every phase writes to REPLICA instead, through ReplicateMessage
+        if not os.environ.get("REPLICA_MILVUS_URI"):
+            raise SystemExit("REPLICA is not running: use bench/run.sh --replica")
+        if set(args.phases) & {"direct", "direct_half", "backfill"}:
+            ap.error("a standby takes no plain inserts: with --target replica run only live, drain and half")
+        bed["TARGET_MILVUS_URI"] = os.environ["REPLICA_MILVUS_URI"]
+        bed["TARGET_NAME"] = "REPLICA"
     bed["SOURCE_MQ"] = os.environ.get("SOURCE_MQ", "kafka")
     queue_key = "PULSAR_URL" if bed["SOURCE_MQ"] == "pulsar" else "KAFKA_BROKERS"
     if not os.environ.get(queue_key):

@@ -7,6 +7,8 @@
 #   bench/run.sh --mq pulsar [options]           on a Pulsar bed (SOURCE's log in Pulsar)
 #   bench/run.sh --mq both [options]             the Kafka bed, then the Pulsar bed, same options;
 #                                                mq-compare.json holds the drain rates side by side
+#   bench/run.sh --replica --target replica --phases live,drain,half
+#                                                into the bed's REPLICA (a standby: write_mode replicate)
 #
 # Brings the bed up with scripts/testbed.sh (reusing a running one; the default bed unless
 # TESTBED_RUN_DIR / TESTBED_PORT_OFFSET say otherwise) and takes it down at the end if it
@@ -26,6 +28,7 @@ export TESTBED_TIME_TICK_MS=${TESTBED_TIME_TICK_MS:-200}
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 MQ=kafka
+UP_FLAGS=()
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,6 +37,7 @@ while [ $# -gt 0 ]; do
       exec "${PYTHON:-python3}" bench/bench.py --help ;;
     --mq) MQ=${2:?--mq needs kafka, pulsar or both}; shift 2 ;;
     --mq=*) MQ=${1#--mq=}; shift ;;
+    --replica) UP_FLAGS+=(--replica); shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -77,7 +81,7 @@ run_on() {
     log "the running bed uses $running: taking it down for a $mq bed"
     bash scripts/testbed.sh down >/dev/null
   fi
-  bash scripts/testbed.sh up --mq "$mq" >/dev/null  # its progress goes to stderr
+  bash scripts/testbed.sh up --mq "$mq" "${UP_FLAGS[@]}" >/dev/null  # its progress goes to stderr
   eval "$(bash scripts/testbed.sh env | sed 's/^/export /')"
   mkdir -p "$dir"
   log "$mq bed; load before the run: $(cut -d' ' -f1-3 /proc/loadavg); results in $dir"
