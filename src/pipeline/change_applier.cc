@@ -130,8 +130,11 @@ Status ChangeApplier::EnsureCollection(const source::CollectionMeta& meta) {
   spec.properties = properties.ok() ? *properties : meta.properties;  // not found: dropped meanwhile
   const bool partition_key = IsPartitionKeyCollection(meta);
   if (partition_key) spec.num_partitions = static_cast<int64_t>(meta.partitions.size());
+  const uint64_t item_ts = applier_->replicate_ts();
   if (standby_) applier_->set_replicate_ts(meta.create_time);  // the standby's creation time = the source's
-  RETURN_IF_ERROR(applier_->CreateCollection(spec));
+  Status created = applier_->CreateCollection(spec);
+  if (standby_) applier_->set_replicate_ts(item_ts);
+  RETURN_IF_ERROR(created);
   CountOp("CreateCollection");
   if (!partition_key) {
     for (const auto& [id, p] : meta.partitions) {

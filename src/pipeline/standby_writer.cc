@@ -177,23 +177,26 @@ Status StandbyWriter::SendPack(const source::SourceItem& item,
     }
   }
   for (auto& [pchannel, reqs] : out) {
-    for (const auto& req : reqs) RETURN_IF_ERROR(applier_->ReplicateMessage(pchannel, req.begin, req.end, req.msgs));
-    ticks_[pchannel].dirty = true;
+    TickState& tick = ticks_[pchannel];
+    for (const auto& req : reqs) {
+      RETURN_IF_ERROR(applier_->ReplicateMessage(pchannel, req.begin, req.end, req.msgs));
+      tick.data_ts = std::max(tick.data_ts, req.end);
+    }
   }
   // Stored before any tick covers this pack: a restart re-sends only what no tick covered.
   if (!out.empty()) RETURN_IF_ERROR(checkpoint_(item.channel, item.end_position));
   uint64_t& safe = safe_ts_[item.channel];
   safe = std::max(safe, item.end_position.timestamp);
-  return TickFrom(item.channel, false);
+  return TickFrom(item.channel);
 }
 
 Status StandbyWriter::TickOnly(const std::string& channel, uint64_t ts) {
   uint64_t& safe = safe_ts_[channel];
   safe = std::max(safe, ts);
-  return TickFrom(channel, false);
+  return TickFrom(channel);
 }
 
-Status StandbyWriter::TickFrom(const std::string& channel, bool force) {
+Status StandbyWriter::TickFrom(const std::string& channel) {
   const auto now = std::chrono::steady_clock::now();
   for (const auto& [pchannel, sources] : feeders_) {
     if (!sources.count(channel)) continue;
@@ -204,11 +207,11 @@ Status StandbyWriter::TickFrom(const std::string& channel, bool force) {
     }
     TickState& tick = ticks_[pchannel];
     if (ts == 0 || ts <= tick.ts) continue;
-    if (!force && !tick.dirty && now - tick.at < tick_interval_) continue;
+    const bool unticked_data = tick.data_ts > tick.ts;
+    if (!unticked_data && now - tick.at < tick_interval_) continue;
     RETURN_IF_ERROR(SendTick(pchannel, ts));
     tick.ts = ts;
     tick.at = now;
-    tick.dirty = false;
   }
   return Status::Ok();
 }

@@ -73,7 +73,7 @@ class StandbyWriter {
   // The message rewritten for the target, serialized; empty when it is not sent.
   StatusOr<std::string> Rewrite(const source::RoutedEvent& r, Target& t, int shard);
   // Ticks every target channel `channel` feeds that can advance.
-  Status TickFrom(const std::string& channel, bool force);
+  Status TickFrom(const std::string& channel);
   Status SendTick(const std::string& pchannel, uint64_t ts);
 
   target::MilvusApplier* const applier_;
@@ -86,7 +86,7 @@ class StandbyWriter {
   struct TickState {
     uint64_t ts = 0;
     std::chrono::steady_clock::time_point at{};
-    bool dirty = false;  // data sent since the last tick
+    uint64_t data_ts = 0;  // newest message time sent; a tick below it leaves data unticked
   };
   std::map<std::string, TickState> ticks_;                // by target pchannel
   int64_t rows_inserted_ = 0;

@@ -138,6 +138,7 @@ class MilvusApplier {
   // Standby targets: from now on DDL calls carry base.replicateInfo{isReplicate: true,
   // msgTimestamp: ts}, the source's time of the operation; 0 sends none (plain calls).
   void set_replicate_ts(uint64_t ts) { replicate_ts_ = ts; }
+  uint64_t replicate_ts() const { return replicate_ts_; }
 
   // Called (on the calling thread) with each failure a retry absorbs, e.g. for `get`.
   void set_on_retry(std::function<void(const Status&)> cb) { on_retry_ = std::move(cb); }
