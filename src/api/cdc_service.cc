@@ -243,7 +243,6 @@ CdcReply CdcService::HandleType(const std::string& type, const json& data) {
     }
     if (view->failed_change) task["failed_change"] = FailedChangeObject(*view->failed_change);
     if (!view->progress.missing_users.empty()) task["missing_users"] = view->progress.missing_users;
-    if (!view->progress.write_mode.empty()) task["write_mode"] = view->progress.write_mode;
     if (!view->progress.backfill.empty()) task["backfill_progress"] = BackfillObject(view->progress.backfill);
     if (!view->verify.is_null()) task["verify"] = view->verify;
     return Ok({{"task", task}, {"Task", task}});
@@ -372,6 +371,7 @@ json CdcService::TaskObject(const TaskView& view) const {
   j["state"] = TaskStateName(view.state);
   if (!view.reason.empty()) j["reason"] = view.reason;
   j["skipped_collections"] = view.spec.skip_collections;  // always a list, [] when none
+  if (!view.progress.write_mode.empty()) j["write_mode"] = view.progress.write_mode;  // the mode in use
   return j;
 }
 

@@ -227,7 +227,13 @@ Status StandbyWriter::SendTick(const std::string& pchannel, uint64_t ts) {
 }
 
 Status StandbyTickSink::Apply(const source::SourceItem& item) {
-  if (item.kind != source::SourceItem::Kind::kPack || held_.count(item.channel)) return Status::Ok();
+  if (item.kind != source::SourceItem::Kind::kPack && !held_all_) {
+    // A change of the scope's metadata (a collection created or renamed into it, ...) may put
+    // waiting rows on channels this sink would tick past: tick nothing until the resume.
+    held_all_ = true;
+    GetLogger("apply")->info("standby ticks wait for the resume: a metadata change is waiting");
+  }
+  if (held_all_ || item.kind != source::SourceItem::Kind::kPack || held_.count(item.channel)) return Status::Ok();
   if (!checkpointed_.count(item.channel) || !item.events.empty()) {
     held_.insert(item.channel);
     GetLogger("apply")->info("standby ticks from {} wait for the resume: {}", item.channel,

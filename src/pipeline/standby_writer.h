@@ -96,7 +96,8 @@ class StandbyWriter {
 // The sink of a paused task's idle ticker: reads on from the stored checkpoints and forwards
 // the source's ticks while no change is waiting, so Strong reads on the standby answer while
 // the task is paused. A channel stops ticking at its first pack with an in-scope change (that
-// change waits for the resume) or if it has no stored checkpoint. Sends no data, stores nothing.
+// change waits for the resume) or if it has no stored checkpoint; every channel stops at the
+// first metadata change of the scope. Sends no data, stores nothing.
 class StandbyTickSink : public source::LogSink {
  public:
   StandbyTickSink(StandbyWriter* writer, std::set<std::string> checkpointed)
@@ -107,6 +108,7 @@ class StandbyTickSink : public source::LogSink {
   StandbyWriter* const writer_;
   const std::set<std::string> checkpointed_;
   std::set<std::string> held_;  // channels with a change waiting
+  bool held_all_ = false;       // a metadata change is waiting
 };
 
 }  // namespace cdc::pipeline

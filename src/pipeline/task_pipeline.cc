@@ -32,6 +32,34 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The standby targets this process writes to, each by one task: a standby channel must get its
+// data and ticks from one writer (another's ticks would close its windows early, and data behind
+// a tick is dropped by the standby). A claim lasts while the task's pipeline or idle ticker runs.
+class StandbyClaims {
+ public:
+  // Empty when `task_id` now holds `endpoint`; else the task that does.
+  static std::string Claim(const std::string& endpoint, const std::string& task_id) {
+    std::lock_guard<std::mutex> lock(mu());
+    auto [it, added] = holders().emplace(endpoint, task_id);
+    return added || it->second == task_id ? "" : it->second;
+  }
+  static void Release(const std::string& endpoint, const std::string& task_id) {
+    std::lock_guard<std::mutex> lock(mu());
+    auto it = holders().find(endpoint);
+    if (it != holders().end() && it->second == task_id) holders().erase(it);
+  }
+
+ private:
+  static std::mutex& mu() {
+    static std::mutex m;
+    return m;
+  }
+  static std::map<std::string, std::string>& holders() {
+    static std::map<std::string, std::string> h;
+    return h;
+  }
+};
+
 class TaskPipeline : public Pipeline {
  public:
   // `idle_ticker`: the paused task's ticker (RunIdleTicker) instead of the replication.
@@ -310,6 +338,22 @@ class TaskPipeline : public Pipeline {
       std::lock_guard<std::mutex> lock(mu_);
       write_mode_ = target::WriteModeName(*mode);
     }
+    struct Claim {
+      std::string endpoint, task;
+      ~Claim() {
+        if (!endpoint.empty()) StandbyClaims::Release(endpoint, task);
+      }
+    } claim;
+    if (*mode == target::WriteMode::kReplicate) {
+      const std::string holder = StandbyClaims::Claim(client->endpoint(), task_id_);
+      if (!holder.empty() && idle_ticker_) return Status::Ok();  // the other task ticks it
+      if (!holder.empty()) {
+        return FailedPrecondition("task " + holder + " already replicates into the standby " + client->endpoint() +
+                                  "; a standby takes one replicate-mode task (their time ticks would interleave)");
+      }
+      claim.endpoint = client->endpoint();
+      claim.task = task_id_;
+    }
     if (idle_ticker_) {
       if (*mode != target::WriteMode::kReplicate) return Status::Ok();  // a writable target ticks itself
       Status ticked = RunIdleTicker(catalog, follower, applier);
@@ -469,11 +513,17 @@ class TaskPipeline : public Pipeline {
     StandbyWriter writer(&applier, [](const std::string&, const decode::Position&) {
       return Internal("the idle ticker stores no checkpoint");
     });
+    // A collection not yet on the standby will be created there on resume, on channels the
+    // target picks, possibly ones ticked here past its waiting rows: then tick nothing.
     for (const auto& meta : catalog.Collections()) {
       if (!scope_.CollectionInScope(meta->db_name, meta->name)) continue;
       auto [db, name] = scope_.Map(meta->db_name, meta->name);
-      Status st = writer.Map(*meta, db, name);  // not on the standby yet: nothing to tick for it
-      if (!st.ok()) GetLogger("pipeline")->debug("task {}: no ticks for {}.{}: {}", task_id_, db, name, st.message());
+      Status st = writer.Map(*meta, db, name);
+      if (!st.ok()) {
+        GetLogger("pipeline")->info("task {}: paused; no ticks forwarded to the standby until the resume: {}.{} is "
+                                    "not there yet ({})", task_id_, db, name, st.message());
+        return Status::Ok();
+      }
     }
     StandbyTickSink sink(&writer, checkpointed);
     source::LogReader reader(ReaderOptions(resume, pins), &follower, &catalog, &sink);

@@ -458,6 +458,7 @@ TaskView TaskManager::ViewLocked(const Entry& e) const {
   v.state = e.record.state;
   v.reason = e.record.reason;
   if (v.reason.empty() && e.pipeline) v.reason = e.pipeline->Note();
+  if (e.pipeline) v.progress.write_mode = e.pipeline->Progress().write_mode;
   return v;
 }
 

@@ -1113,6 +1113,24 @@ TEST_F(StandbyTest, TickSinkStopsAtAChannelsFirstChangeForGood) {
   ASSERT_EQ(fake_.replicated().size(), 2u);  // two ticks, no data
 }
 
+// A metadata change (e.g. a collection created into the scope) may put waiting rows on any
+// standby channel: every channel stops ticking until the resume.
+TEST_F(StandbyTest, TickSinkStopsEveryChannelAtAMetadataChange) {
+  auto writer = Writer();
+  fail_checkpoints_ = true;
+  MapC1(writer.get());
+  StandbyTickSink sink(writer.get(), {"src-dml_5", "src-dml_2"});
+  ASSERT_TRUE(sink.Apply(Pack("src-dml_5", 1, Ts(100))).ok());
+  source::SourceItem created;
+  created.kind = source::SourceItem::Kind::kCatalog;
+  created.ts = Ts(150);
+  ASSERT_TRUE(sink.Apply(created).ok());
+  ASSERT_TRUE(sink.Apply(Pack("src-dml_5", 2, Ts(500))).ok());
+  ASSERT_TRUE(sink.Apply(Pack("src-dml_2", 1, Ts(600))).ok());
+  EXPECT_EQ(fake_.ticks("tgt-dml_3"), std::vector<uint64_t>{Ts(100)});
+  EXPECT_TRUE(fake_.ticks("tgt-dml_7").empty());
+}
+
 TEST_F(StandbyTest, TickSinkNeverTicksAChannelWithoutAStoredCheckpoint) {
   auto writer = Writer();
   fail_checkpoints_ = true;
