@@ -15,8 +15,10 @@ using decode::MsgType;
 
 namespace {
 
-// A ReplicateMessage request stays well under the target's 64 MiB receive limit.
+// A ReplicateMessage request stays well under the target's 64 MiB receive limit; one is sent
+// as soon as it holds kFlushBytes.
 constexpr size_t kMaxRequestBytes = 32 << 20;
+constexpr size_t kFlushBytes = 4 << 20;
 
 bool Is(const decode::Event& e, MsgType t) { return e.msg_type == static_cast<int32_t>(t); }
 
@@ -135,12 +137,24 @@ StatusOr<std::string> StandbyWriter::Rewrite(const source::RoutedEvent& r, Targe
 
 Status StandbyWriter::SendPack(const source::SourceItem& item,
                                const std::function<bool(const source::RoutedEvent&)>& skip) {
+  // Messages go out per target channel in requests of up to kFlushBytes, as they are rewritten,
+  // so memory holds about one request per channel, not a whole pack.
   struct Request {
     std::vector<std::string> msgs;
     size_t bytes = 0;
     uint64_t begin = std::numeric_limits<uint64_t>::max(), end = 0;
   };
-  std::map<std::string, std::vector<Request>> out;  // by target pchannel
+  std::map<std::string, Request> pending;  // by target pchannel
+  bool sent = false;
+  auto flush = [&](const std::string& pchannel, Request& req) -> Status {
+    if (req.msgs.empty()) return Status::Ok();
+    RETURN_IF_ERROR(applier_->ReplicateMessage(pchannel, req.begin, req.end, std::move(req.msgs)));
+    TickState& tick = ticks_[pchannel];
+    tick.data_ts = std::max(tick.data_ts, req.end);
+    sent = true;
+    req = Request();
+    return Status::Ok();
+  };
   for (const auto& r : item.events) {
     const decode::Event& e = r.event;
     const bool dml = Is(e, MsgType::kInsert) || Is(e, MsgType::kDelete);
@@ -167,24 +181,19 @@ Status StandbyWriter::SendPack(const source::SourceItem& item,
     for (int shard : shards) {
       ASSIGN_OR_RETURN(std::string bytes, Rewrite(r, t, shard));
       if (bytes.empty()) continue;
-      auto& reqs = out[t.pchannels[shard]];
-      if (reqs.empty() || reqs.back().bytes + bytes.size() > kMaxRequestBytes) reqs.emplace_back();
-      Request& req = reqs.back();
+      const std::string& pchannel = t.pchannels[shard];
+      Request& req = pending[pchannel];
+      if (req.bytes > 0 && req.bytes + bytes.size() > kMaxRequestBytes) RETURN_IF_ERROR(flush(pchannel, req));
       req.bytes += bytes.size();
       req.begin = std::min(req.begin, e.begin_ts);
       req.end = std::max(req.end, e.end_ts);
       req.msgs.push_back(std::move(bytes));
+      if (req.bytes >= kFlushBytes) RETURN_IF_ERROR(flush(pchannel, req));
     }
   }
-  for (auto& [pchannel, reqs] : out) {
-    TickState& tick = ticks_[pchannel];
-    for (const auto& req : reqs) {
-      RETURN_IF_ERROR(applier_->ReplicateMessage(pchannel, req.begin, req.end, req.msgs));
-      tick.data_ts = std::max(tick.data_ts, req.end);
-    }
-  }
+  for (auto& [pchannel, req] : pending) RETURN_IF_ERROR(flush(pchannel, req));
   // Stored before any tick covers this pack: a restart re-sends only what no tick covered.
-  if (!out.empty()) RETURN_IF_ERROR(checkpoint_(item.channel, item.end_position));
+  if (sent) RETURN_IF_ERROR(checkpoint_(item.channel, item.end_position));
   uint64_t& safe = safe_ts_[item.channel];
   safe = std::max(safe, item.end_position.timestamp);
   return TickFrom(item.channel);

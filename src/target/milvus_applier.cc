@@ -183,13 +183,13 @@ StatusOr<WriteMode> MilvusApplier::DetectWriteMode() {
 }
 
 Status MilvusApplier::ReplicateMessage(const std::string& channel, uint64_t begin_ts, uint64_t end_ts,
-                                       const std::vector<std::string>& msgs) {
+                                       std::vector<std::string>&& msgs) {
   milvuspb::ReplicateMessageRequest req;
   req.mutable_base()->mutable_replicateinfo()->set_isreplicate(true);
   req.set_channel_name(channel);
   req.set_begints(begin_ts);
   req.set_endts(end_ts);
-  for (const auto& m : msgs) req.add_msgs(m);
+  for (auto& m : msgs) req.add_msgs(std::move(m));  // the request owns the bytes
   return WithRetry("ReplicateMessage " + channel, [&] {
     milvuspb::ReplicateMessageResponse resp;
     CallContext ctx(client_);

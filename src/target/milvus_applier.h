@@ -134,7 +134,7 @@ class MilvusApplier {
   // channel of a standby target, in order, with retry. `begin_ts`/`end_ts` bound their
   // timestamps. Any refusal means not (fully) written: retry the whole request.
   Status ReplicateMessage(const std::string& channel, uint64_t begin_ts, uint64_t end_ts,
-                          const std::vector<std::string>& msgs);
+                          std::vector<std::string>&& msgs);
   // Standby targets: from now on DDL calls carry base.replicateInfo{isReplicate: true,
   // msgTimestamp: ts}, the source's time of the operation; 0 sends none (plain calls).
   void set_replicate_ts(uint64_t ts) { replicate_ts_ = ts; }
