@@ -437,9 +437,7 @@ Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
     // By id: the target's name for it stays the one it was created or renamed to until the
     // rename is applied, even when the catalog already shows the new name.
     auto [db, name] = TargetOf(meta);
-    const std::string where = "task " + task_id_ + ", " + decode::MsgTypeName(e.msg_type) + " of " + meta.db_name +
-                              "." + meta.name + " at " + decode::DescribePosition(e.position);
-    Track(meta.db_name, meta.name, decode::MsgTypeName(e.msg_type), decode::DescribePosition(e.position));
+    const std::string where = TrackEvent(meta, e);
     // Milvus hashes a partition-key collection's rows to its partitions itself and refuses
     // a partition name; the target has the same partitions, so the same key lands alike.
     const bool partition_key = IsPartitionKeyCollection(meta);
@@ -507,17 +505,27 @@ Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
   return Status::Ok();
 }
 
+std::string ChangeApplier::TrackEvent(const source::CollectionMeta& meta, const decode::Event& e) {
+  Track(meta.db_name, meta.name, decode::MsgTypeName(e.msg_type), decode::DescribePosition(e.position));
+  return "task " + task_id_ + ", " + decode::MsgTypeName(e.msg_type) + " of " + meta.db_name + "." + meta.name +
+         " at " + decode::DescribePosition(e.position);
+}
+
 Status ChangeApplier::ApplyDrop(const source::SourceItem& item, const source::RoutedEvent& r,
                                 const std::string& where) {
   const auto& e = r.event;
   const source::CollectionMeta& meta = *r.collection;
+  // A drop is written on every shard's channel: it is applied once all of them read it.
+  auto everywhere = [&](std::set<std::string>& seen) {
+    seen.insert(item.channel);
+    for (const auto& ch : meta.pchannels) {
+      if (!seen.count(ch) && !ResumedPast(ch, e.end_ts)) return false;
+    }
+    return true;
+  };
   auto [db, name] = TargetOf(meta);
   if (Is(e, MsgType::kDropCollection)) {
-    auto& seen = drop_seen_[meta.id];
-    seen.insert(item.channel);
-    bool everywhere = true;
-    for (const auto& ch : meta.pchannels) everywhere = everywhere && (seen.count(ch) || ResumedPast(ch, e.end_ts));
-    if (!everywhere || dropped_.count(meta.id)) return Status::Ok();
+    if (!everywhere(drop_seen_[meta.id]) || dropped_.count(meta.id)) return Status::Ok();
     RETURN_IF_ERROR(applier_->DropCollection(db, name).WithContext(where));
     if (standby_) standby_->Forget(meta.id);
     dropped_.insert(meta.id);
@@ -526,11 +534,7 @@ Status ChangeApplier::ApplyDrop(const source::SourceItem& item, const source::Ro
     CountOp("DropCollection");
     return Status::Ok();
   }
-  auto& seen = partition_drop_seen_[{meta.id, e.partition_id}];
-  seen.insert(item.channel);
-  bool everywhere = true;
-  for (const auto& ch : meta.pchannels) everywhere = everywhere && (seen.count(ch) || ResumedPast(ch, e.end_ts));
-  if (!everywhere) return Status::Ok();
+  if (!everywhere(partition_drop_seen_[{meta.id, e.partition_id}])) return Status::Ok();
   if (!e.partition_name.empty() && !IsPartitionKeyCollection(meta)) {
     RETURN_IF_ERROR(applier_->DropPartition(db, name, e.partition_name).WithContext(where));
     CountOp("DropPartition");
@@ -545,9 +549,17 @@ Status ChangeApplier::ApplyStandby(const source::SourceItem& item) {
     const auto& e = r.event;
     if (dropped_.count(r.collection->id)) continue;
     if (Is(e, MsgType::kInsert) || Is(e, MsgType::kDelete) || Is(e, MsgType::kCreateCollection)) {
-      Track(r.collection->db_name, r.collection->name, decode::MsgTypeName(e.msg_type),
-            decode::DescribePosition(e.position));
+      TrackEvent(*r.collection, e);
       RETURN_IF_ERROR(EnsureCollection(*r.collection));
+    }
+  }
+  // Rows per (collection, Insert/Delete), for the metric; counted before drops change dropped_.
+  std::map<std::pair<int64_t, int32_t>, std::pair<const source::CollectionMeta*, double>> rows;
+  for (const auto& r : item.events) {
+    if ((Is(r.event, MsgType::kInsert) || Is(r.event, MsgType::kDelete)) && !dropped_.count(r.collection->id)) {
+      auto& [meta, n] = rows[{r.collection->id, r.event.msg_type}];
+      meta = r.collection.get();
+      n += static_cast<double>(r.event.row_count);
     }
   }
   const int64_t inserted = standby_->rows_inserted(), deleted = standby_->rows_deleted();
@@ -557,31 +569,19 @@ Status ChangeApplier::ApplyStandby(const source::SourceItem& item) {
   }));
   rows_inserted_ += standby_->rows_inserted() - inserted;
   rows_deleted_ += standby_->rows_deleted() - deleted;
-  std::map<std::pair<int64_t, int32_t>, double> rows;  // (collection, type) -> rows, for the metric
-  for (const auto& r : item.events) {
-    const auto& e = r.event;
-    const source::CollectionMeta& meta = *r.collection;
-    if (Is(e, MsgType::kInsert) || Is(e, MsgType::kDelete)) {
-      if (!dropped_.count(meta.id)) rows[{meta.id, e.msg_type}] += static_cast<double>(e.row_count);
-      continue;
-    }
-    if (!Is(e, MsgType::kDropCollection) && !Is(e, MsgType::kDropPartition)) continue;
-    Track(meta.db_name, meta.name, decode::MsgTypeName(e.msg_type), decode::DescribePosition(e.position));
-    RETURN_IF_ERROR(ApplyDrop(item, r, "task " + task_id_ + ", " + decode::MsgTypeName(e.msg_type) + " of " +
-                                           meta.db_name + "." + meta.name + " at " +
-                                           decode::DescribePosition(e.position)));
-  }
-  for (const auto& r : item.events) {
-    auto it = rows.find({r.collection->id, r.event.msg_type});
-    if (it == rows.end()) continue;
-    const bool insert = Is(r.event, MsgType::kInsert);
+  if (!rows.empty()) CountOp("ReplicateMessage");
+  for (const auto& [key, value] : rows) {
     metrics_->Add("milvus_cdc_replicate_data_cnt",
-                  {{"task_id", task_id_}, {"collection_id", std::to_string(r.collection->id)},
-                   {"collection_name", r.collection->name}, {"op_type", "write"},
-                   {"api_type", insert ? "insert" : "delete"}},
-                  it->second);
-    CountOp("ReplicateMessage");
-    rows.erase(it);
+                  {{"task_id", task_id_}, {"collection_id", std::to_string(key.first)},
+                   {"collection_name", value.first->name}, {"op_type", "write"},
+                   {"api_type", key.second == static_cast<int32_t>(MsgType::kInsert) ? "insert" : "delete"}},
+                  value.second);
+  }
+  // Drops: their messages went out with the pack; the call follows once every channel read it.
+  for (const auto& r : item.events) {
+    if (Is(r.event, MsgType::kDropCollection) || Is(r.event, MsgType::kDropPartition)) {
+      RETURN_IF_ERROR(ApplyDrop(item, r, TrackEvent(*r.collection, r.event)));
+    }
   }
   return Status::Ok();
 }

@@ -92,6 +92,8 @@ class ChangeApplier : public source::LogSink {
   Status ApplyEvents(const source::SourceItem& item);
   // ApplyEvents for a standby target: the pack's messages through the StandbyWriter.
   Status ApplyStandby(const source::SourceItem& item);
+  // Names the DML-channel change being applied (for failed_change) and returns it for messages.
+  std::string TrackEvent(const source::CollectionMeta& meta, const decode::Event& e);
   // A DropCollection/DropPartition message: the target call once every shard's channel read it.
   Status ApplyDrop(const source::SourceItem& item, const source::RoutedEvent& r, const std::string& where);
   // Reports the keys of a pack's inserts and deletes to the backfill gate.
