@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -155,7 +156,10 @@ int main(int argc, char** argv) {
     log->info("source log: Kafka {}", config.source.kafka.address);
   }
   cdc::Metrics metrics;
-  cdc::pipeline::TaskPipelineFactory task_pipelines({&config, store.get(), &metrics});
+  // One reader per source channel for all tasks (sourceConfig.shareReaders).
+  std::optional<cdc::source::ChannelHub> hub;
+  if (config.source.share_readers) hub.emplace();
+  cdc::pipeline::TaskPipelineFactory task_pipelines({&config, store.get(), &metrics, hub ? &*hub : nullptr});
   // `verify` on top of the task pipelines (see verify/verifying_pipeline.h).
   cdc::verify::VerifyingPipelineFactory pipelines(&task_pipelines, cdc::verify::SourceConnectParams(config.source.milvus),
                                                   &metrics);

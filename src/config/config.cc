@@ -386,6 +386,8 @@ StatusOr<Config> ParseConfig(const std::string& yaml_text, std::vector<std::stri
   RETURN_IF_ERROR(f.String("sourceConfig.replicateChan", &s.replicate_chan));
   RETURN_IF_ERROR(f.Int("sourceConfig.channelNum", &s.channel_num));
   RETURN_IF_ERROR(f.Int("sourceConfig.readChanLen", &s.read_chan_len));
+  RETURN_IF_ERROR(f.Bool("sourceConfig.earlyApply", &s.early_apply));
+  RETURN_IF_ERROR(f.Bool("sourceConfig.shareReaders", &s.share_readers));
   RETURN_IF_ERROR(f.Int("sourceConfig.timeTickInterval", &s.time_tick_interval_ms));
   RETURN_IF_ERROR(f.String("sourceConfig.defaultPartitionName", &s.default_partition_name));
 

@@ -85,6 +85,10 @@ struct SourceConfig {
   std::string replicate_chan = "by-dev-replicate-msg";
   int channel_num = 0;
   int read_chan_len = 4;
+  // Writable targets: apply inserts and deletes as soon as they are read, not at their tick.
+  bool early_apply = true;
+  // Tasks of this server share one reader per source channel (ChannelHub).
+  bool share_readers = true;
   int time_tick_interval_ms = 500;
   std::string default_partition_name = "_default";
 };

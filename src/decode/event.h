@@ -84,6 +84,8 @@ struct Event {
   // msgpb.CreateCollectionRequest, ..., or a milvuspb.*Request on the replicate channel.
   std::shared_ptr<const google::protobuf::Message> payload;
   size_t payload_bytes = 0;
+  // In a closed pack: already applied from an open pack (LogReader's early apply).
+  bool early = false;
 
   MsgType type() const { return static_cast<MsgType>(msg_type); }
   bool IsTimeTick() const { return msg_type == static_cast<int32_t>(MsgType::kTimeTick); }
@@ -102,6 +104,13 @@ struct Pack {
   Position end_position;       // resume point after it: first unconsumed message, or the tick
   std::vector<Event> events;   // no time ticks
   std::chrono::steady_clock::time_point closed_at{};  // when the closing tick was read (for latency metrics)
+  // An open pack: events read since the last tick that may be applied before it comes
+  // (PackAssembler::TakeEarly). Both positions are the pack's start: it moves no checkpoint,
+  // and the closed pack still holds its events. end_ts: the newest event's.
+  bool open = false;
+  // A closed pack: events read before its tick that belong to a later pack (0: the next pack
+  // starts clean at end_position, so two readers of the channel agree from there on).
+  size_t carried = 0;
 };
 
 }  // namespace cdc::decode

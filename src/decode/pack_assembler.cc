@@ -1,9 +1,11 @@
 #include "decode/pack_assembler.h"
 
+#include <algorithm>
 #include <unordered_set>
 #include <utility>
 
 #include "decode/decoder.h"
+#include "msg.pb.h"
 
 namespace cdc::decode {
 
@@ -49,8 +51,62 @@ StatusOr<std::optional<Pack>> PackAssembler::Add(Event event) {
                              std::to_string(last_tick_) + ", at " + DescribePosition(event.position) + ")");
   }
   buffered_bytes_ += event.payload_bytes;
-  buffer_.push_back(std::move(event));
+  const bool in_order = event.end_ts >= max_read_ts_;
+  max_read_ts_ = std::max(max_read_ts_, event.end_ts);
+  buffer_.push_back(Buffered{std::move(event), in_order});
   return std::optional<Pack>();
+}
+
+bool PackAssembler::Offerable(const Buffered& b) const {
+  return !seeking_ && b.in_order && b.event.IsDml();
+}
+
+bool PackAssembler::IsUpsertHalf(const Event& ev) {
+  if (ev.type() != MsgType::kInsert) return false;
+  const auto* ins = PayloadAs<milvus::proto::msg::InsertRequest>(ev);
+  return !ins || ins->base().timestamp() == 0;  // Milvus 2.3 sets it on plain inserts only
+}
+
+size_t PackAssembler::EarlyEnd() const {
+  size_t end = offered_;
+  while (end < buffer_.size() && Offerable(buffer_[end])) ++end;
+  // An Upsert's Insert half goes only with its Delete (same collection and timestamp, after it).
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (size_t i = offered_; i < end; ++i) {
+      const Event& ev = buffer_[i].event;
+      if (!IsUpsertHalf(ev)) continue;
+      size_t d = i + 1;
+      while (d < end && !(buffer_[d].event.type() == MsgType::kDelete &&
+                          buffer_[d].event.collection_id == ev.collection_id && buffer_[d].event.end_ts == ev.end_ts)) {
+        ++d;
+      }
+      if (d >= end) {
+        end = i;
+        changed = true;
+        break;
+      }
+    }
+  }
+  return end;
+}
+
+bool PackAssembler::early_ready() const { return EarlyEnd() > offered_; }
+
+std::optional<Pack> PackAssembler::TakeEarly() {
+  Pack pack;
+  for (const size_t end = EarlyEnd(); offered_ < end; ++offered_) {
+    const Event& ev = buffer_[offered_].event;
+    if (!offered_ids_.insert(ev.msg_id).second) continue;  // a resent copy
+    pack.events.push_back(ev);
+    pack.end_ts = std::max(pack.end_ts, ev.end_ts);
+  }
+  if (pack.events.empty()) return std::nullopt;
+  pack.channel = channel_;
+  pack.open = true;
+  pack.begin_ts = last_tick_;
+  pack.start_position = pack.end_position = *start_position_;
+  return pack;
 }
 
 std::optional<Pack> PackAssembler::OnTick(const Event& tick) {
@@ -67,13 +123,21 @@ std::optional<Pack> PackAssembler::OnTick(const Event& tick) {
   pack.end_ts = t;
   pack.start_position = *start_position_;
 
-  std::deque<Event> remaining;
+  std::deque<Buffered> remaining;
   size_t remaining_bytes = 0;
+  size_t remaining_offered = 0;
+  std::unordered_set<int64_t> remaining_ids;
   std::unordered_set<int64_t> dml_ids;
-  for (auto& ev : buffer_) {
+  for (size_t i = 0; i < buffer_.size(); ++i) {
+    Event& ev = buffer_[i].event;
     if (ev.end_ts > t) {
+      // Offered events are a prefix of the buffer, so they stay one among those that remain.
+      if (i < offered_) {
+        ++remaining_offered;
+        if (ev.IsDml()) remaining_ids.insert(ev.msg_id);
+      }
       remaining_bytes += ev.payload_bytes;
-      remaining.push_back(std::move(ev));
+      remaining.push_back(std::move(buffer_[i]));
       continue;
     }
     if (ev.IsDml() && !dml_ids.insert(ev.msg_id).second) {
@@ -84,8 +148,11 @@ std::optional<Pack> PackAssembler::OnTick(const Event& tick) {
   }
   buffer_ = std::move(remaining);
   buffered_bytes_ = remaining_bytes;
+  pack.carried = buffer_.size();
+  offered_ = remaining_offered;
+  offered_ids_ = std::move(remaining_ids);
 
-  pack.end_position = buffer_.empty() ? tick.position : buffer_.front().position;
+  pack.end_position = buffer_.empty() ? tick.position : buffer_.front().event.position;
   pack.end_position.channel = channel_;
   pack.end_position.timestamp = t;
   start_position_ = pack.end_position;

@@ -13,6 +13,7 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <unordered_set>
 
 #include "decode/event.h"
 #include "util/status.h"
@@ -42,6 +43,18 @@ class PackAssembler {
   // (kResourceExhausted, naming the channel; the event is not buffered).
   StatusOr<std::optional<Pack>> Add(Event event);
 
+  // Early apply: the buffered Inserts and Deletes that may go to the target before their tick,
+  // as an open pack (Pack::open), each offered once; nullopt when none. They are a prefix of
+  // the buffer in read order that stops at the first event that is not an Insert or Delete,
+  // or that was read after a message with a later timestamp (concurrent writes may reach the
+  // log out of timestamp order: it waits for the tick), and that holds an Upsert's Insert half
+  // (base.timestamp 0 in Milvus 2.3; a plain Insert has it set) only together with its Delete
+  // half, which follows it at the same timestamp. Offered events stay buffered: the closed
+  // pack holds them too.
+  std::optional<Pack> TakeEarly();
+  // True when TakeEarly would offer something.
+  bool early_ready() const;
+
   const std::string& channel() const { return channel_; }
   uint64_t last_tick() const { return last_tick_; }  // end_ts of the last pack (or resume ts)
   bool seeking() const { return seeking_; }
@@ -53,11 +66,23 @@ class PackAssembler {
   uint64_t stale_ticks() const { return stale_ticks_; }
 
  private:
+  struct Buffered {
+    Event event;
+    bool in_order = true;  // no message read before it had a later timestamp
+  };
   std::optional<Pack> OnTick(const Event& tick);
+  // In order, an Insert or Delete, not while seeking.
+  bool Offerable(const Buffered& b) const;
+  // Where the events TakeEarly may offer end (index into buffer_).
+  size_t EarlyEnd() const;
+  static bool IsUpsertHalf(const Event& ev);
 
   std::string channel_;
   PackAssemblerOptions options_;
-  std::deque<Event> buffer_;  // non-tick events not yet in a pack, in arrival order
+  std::deque<Buffered> buffer_;  // non-tick events not yet in a pack, in arrival order
+  size_t offered_ = 0;           // buffer_[0, offered_) went out in open packs
+  std::unordered_set<int64_t> offered_ids_;  // their DML msgIDs (a resent copy is not offered again)
+  uint64_t max_read_ts_ = 0;     // newest end_ts of a non-tick event read
   size_t buffered_bytes_ = 0;
   uint64_t last_tick_ = 0;
   std::optional<Position> start_position_;  // end position of the previous pack

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "decode/decoder.h"
 #include "pipeline/upsert_pairs.h"
@@ -34,6 +37,10 @@ std::string DbOrDefault(const std::string& db) { return db.empty() ? "default" :
 // Inserts of one collection and partition that follow each other are sent as one call of
 // up to this many payload bytes.
 constexpr size_t kMaxInsertBatchBytes = 2 << 20;
+// How far past the inserts being written a stored intent reaches (1 s of hybrid time).
+constexpr uint64_t kIntentAhead = uint64_t{1000} << 18;
+// Plain insert calls in flight per source channel.
+constexpr size_t kMaxInFlight = 4;
 
 }  // namespace
 
@@ -91,9 +98,10 @@ ChangeApplier::ChangeApplier(std::string task_id, const TaskScope* scope, const 
     rbac_ = std::make_unique<RbacSync>(task_id_, applier_, scope_->spec().user_passwords);
   }
   metrics_->Describe("milvus_cdc_pack_latency_ms", Metrics::Type::kHistogram,
-                     "Milliseconds per source pack with changes, by stage: queued (its closing tick read, to "
-                     "its apply starting), intent (the write-ahead record), apply (the target calls)",
-                     {5, 10, 25, 50, 100, 200, 400, 800, 1600, 3200});
+                     "Milliseconds per source pack with changes, by stage: queued (its closing tick read, or "
+                     "an open pack formed, to its apply starting), intent (the write-ahead record), apply (the "
+                     "target calls), source_to_target (the newest change's source timestamp to the target's answer)",
+                     {5, 10, 25, 50, 75, 100, 150, 200, 300, 400, 600, 800, 1200, 1600, 3200});
 }
 
 void ChangeApplier::CountOp(const std::string& api) {
@@ -298,6 +306,9 @@ Status ChangeApplier::BootstrapInner(const std::map<int64_t, int32_t>& loaded) {
 
 Status ChangeApplier::Apply(const source::SourceItem& item) {
   if (standby_) applier_->set_replicate_ts(item.ts);
+  if (item.kind != source::SourceItem::Kind::kPack) {
+    if (Status st = Drain(); !st.ok()) return Failed(std::move(st));
+  }
   Status st;
   switch (item.kind) {
     case source::SourceItem::Kind::kPack:
@@ -386,17 +397,28 @@ bool ChangeApplier::ResumedPast(const std::string& channel, uint64_t ts) const {
 }
 
 Status ChangeApplier::ApplyPack(const source::SourceItem& item) {
-  bool has_insert = false;
-  for (const auto& r : item.events) has_insert = has_insert || Is(r.event, MsgType::kInsert);
+  // Inserts about to be written: a restart replays them as upserts. The stored bound runs
+  // kIntentAhead past them, so a steady stream stores an intent once per that time per channel.
+  uint64_t insert_ts = 0;
+  for (const auto& r : item.events) {
+    if (Is(r.event, MsgType::kInsert) && !r.event.early) insert_ts = std::max(insert_ts, r.event.end_ts);
+  }
   const auto start = Clock::now();
-  if (has_insert && intent_ && !standby_) RETURN_IF_ERROR(intent_(item.channel, item.end_position));
+  uint64_t& intent_until = intent_until_[item.channel];
+  if (insert_ts > intent_until && intent_ && !standby_) {
+    const uint64_t until = insert_ts + kIntentAhead;
+    RETURN_IF_ERROR(intent_(item.channel, decode::Position{item.channel, item.end_position.offset, until}));
+    intent_until = until;
+  }
   const auto intent_done = Clock::now();
   if (gate_) {
     gate_->Applying(item.channel, item.ts);
     TouchKeys(item);
   }
   RETURN_IF_ERROR(standby_ ? ApplyStandby(item) : ApplyEvents(item));
-  if (gate_) {
+  // A closed pack moves the checkpoint: every call of it is answered first.
+  if (!item.open) RETURN_IF_ERROR(Drain());
+  if (gate_ && !item.open) {  // an open pack's events are applied, not everything up to its ts
     gate_->Applied(item.channel, item.ts);
     EmitBackfill();
   }
@@ -407,6 +429,17 @@ Status ChangeApplier::ApplyPack(const source::SourceItem& item) {
     for (int i = 0; i < 3; ++i) {
       metrics_->Observe("milvus_cdc_pack_latency_ms", {{"task_id", task_id_}, {"stage", stages[i]}}, values[i]);
     }
+    // The source's clock in the newest change's timestamp, to the target's answer: the whole
+    // replication delay up to TARGET's own visibility (both clocks on one machine in the bench).
+    uint64_t newest = 0;
+    for (const auto& r : item.events) {
+      if (r.event.IsDml() && !r.event.early) newest = std::max(newest, r.event.end_ts);
+    }
+    if (newest != 0) {
+      const double since = static_cast<double>(NowMs() - static_cast<int64_t>(newest >> 18));
+      metrics_->Observe("milvus_cdc_pack_latency_ms", {{"task_id", task_id_}, {"stage", "source_to_target"}},
+                        std::max(0.0, since));
+    }
   }
   return Status::Ok();
 }
@@ -414,14 +447,149 @@ Status ChangeApplier::ApplyPack(const source::SourceItem& item) {
 Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
   auto bound = replay_until_.find(item.channel);
   const uint64_t replay_until = bound == replay_until_.end() ? 0 : bound->second;
-
-  // Source order is timestamp order. Milvus 2.3 writes an upsert as Insert then Delete of
-  // the same keys at one timestamp: a pair found is applied as one Upsert; otherwise applying
-  // the Delete first leaves the new row in place.
+  // Milvus 2.3 writes an upsert as Insert then Delete of the same keys at one timestamp: a
+  // pair found is applied as one Upsert (ApplyInOrder). Events applied early are done.
   const UpsertPairs pairs = FindUpsertPairs(item.events);
-  auto as_upsert = [&](const decode::Event& ev) { return ev.end_ts <= replay_until || pairs.inserts.count(&ev) > 0; };
-  std::vector<const source::RoutedEvent*> ordered;
-  for (const auto& r : item.events) ordered.push_back(&r);
+  std::vector<const source::RoutedEvent*> todo;
+  for (const auto& r : item.events) {
+    if (!r.event.early) todo.push_back(&r);
+  }
+  RETURN_IF_ERROR(ApplyInOrder(item, std::move(todo), pairs, [&](const decode::Event& ev) {
+    return ev.end_ts <= replay_until || pairs.inserts.count(&ev) > 0;
+  }, true));
+  auto& open = early_open_[item.channel];
+  auto& plain = early_plain_[item.channel];
+  if (item.open) {
+    open.insert(open.end(), item.events.begin(), item.events.end());
+    for (const auto& r : item.events) {
+      if (Is(r.event, MsgType::kInsert) && !pairs.inserts.count(&r.event)) plain.insert(r.event.msg_id);
+    }
+    return Status::Ok();
+  }
+  if (open.empty()) return Status::Ok();
+  // An upsert whose Insert half went early as a plain Insert, its Delete half apart (not in
+  // Milvus 2.3, whose Insert half waits for its Delete: PackAssembler::TakeEarly).
+  const uint64_t split = SplitPairSince(item.events, plain);
+  // The pack closed: its early events are done; the rest of `open` was read past its tick.
+  std::unordered_set<int64_t> closed;
+  for (const auto& r : item.events) {
+    if (r.event.early) closed.insert(r.event.msg_id);
+  }
+  std::vector<source::RoutedEvent> carried;
+  for (auto& r : open) {
+    if (!closed.count(r.event.msg_id)) carried.push_back(std::move(r));
+  }
+  open = std::move(carried);
+  for (int64_t id : closed) plain.erase(id);
+  const uint64_t misordered = MisorderedSince(item.events, open);
+  const uint64_t t0 = split == 0 ? misordered : misordered == 0 ? split : std::min(split, misordered);
+  return RepairOrder(item, open, t0);
+}
+
+Status ChangeApplier::RepairOrder(const source::SourceItem& item, const std::vector<source::RoutedEvent>& carried,
+                                  uint64_t t0) {
+  if (t0 == 0) return Status::Ok();
+  RETURN_IF_ERROR(Drain());
+  // Every change of this channel from t0 on: their keys are deleted, then the changes are
+  // applied again in timestamp order as the source made them (a plain insert as an Insert, an
+  // upsert as an Upsert, so a partition-key collection places the rows as the source did).
+  std::vector<source::RoutedEvent> replay;
+  for (const auto* events : {&item.events, &carried}) {
+    for (const auto& r : *events) {
+      if (r.event.IsDml() && r.event.end_ts >= t0) replay.push_back(r);
+    }
+  }
+  GetLogger("apply")->warn("task {}: channel {}: writes of one key were read out of timestamp order; {} changes "
+                           "from ts {} applied again in order",
+                           task_id_, item.channel, replay.size(), t0);
+  std::map<int64_t, std::pair<const source::CollectionMeta*, milvus::proto::schema::IDs>> keys;
+  for (auto& r : replay) {
+    r.event.early = false;
+    auto pks = decode::PrimaryKeysOf(r.event, r.collection->pk_field_id);
+    if (!pks.ok()) return pks.status();
+    auto& [meta, ids] = keys[r.collection->id];
+    meta = r.collection.get();
+    if (const auto* ints = std::get_if<std::vector<int64_t>>(&*pks)) {
+      for (int64_t k : *ints) ids.mutable_int_id()->add_data(k);
+    } else {
+      for (const auto& k : std::get<std::vector<std::string>>(*pks)) ids.mutable_str_id()->add_data(k);
+    }
+  }
+  for (const auto& [id, entry] : keys) {
+    if (dropped_.count(id) || !collections_.count(id)) continue;
+    auto [db, name] = TargetOf(*entry.first);
+    RETURN_IF_ERROR(applier_->Delete(db, name, "", entry.second, PkFieldName(*entry.first)));
+  }
+  const UpsertPairs pairs = FindUpsertPairs(replay);
+  std::vector<const source::RoutedEvent*> todo;
+  for (const auto& r : replay) todo.push_back(&r);
+  RETURN_IF_ERROR(ApplyInOrder(item, std::move(todo), pairs,
+                               [&](const decode::Event& ev) { return pairs.inserts.count(&ev) > 0; }, false));
+  return Drain();
+}
+
+uint64_t SplitPairSince(const std::vector<source::RoutedEvent>& events, const std::unordered_set<int64_t>& early_plain) {
+  if (early_plain.empty()) return 0;
+  uint64_t t0 = 0;
+  const UpsertPairs pairs = FindUpsertPairs(events);
+  for (const decode::Event* ins : pairs.inserts) {
+    if (ins->early && early_plain.count(ins->msg_id) && (t0 == 0 || ins->end_ts < t0)) t0 = ins->end_ts;
+  }
+  return t0;
+}
+
+uint64_t MisorderedSince(const std::vector<source::RoutedEvent>& events,
+                         const std::vector<source::RoutedEvent>& carried) {
+  uint64_t max_early = 0;
+  for (const auto* list : {&events, &carried}) {
+    for (const auto& r : *list) {
+      if (r.event.early || list == &carried) max_early = std::max(max_early, r.event.end_ts);
+    }
+  }
+  std::vector<const source::RoutedEvent*> late;
+  for (const auto& r : events) {
+    if (!r.event.early && r.event.IsDml() && r.event.end_ts <= max_early) late.push_back(&r);
+  }
+  if (late.empty()) return 0;
+  auto keys_of = [](const source::RoutedEvent& r) {
+    std::vector<std::string> out;
+    auto pks = decode::PrimaryKeysOf(r.event, r.collection->pk_field_id);
+    if (!pks.ok()) return out;
+    const std::string prefix = std::to_string(r.event.collection_id) + "/";
+    if (const auto* ints = std::get_if<std::vector<int64_t>>(&*pks)) {
+      for (int64_t k : *ints) out.push_back(prefix + GateKey(target::PkValue(k)));
+    } else {
+      for (const auto& k : std::get<std::vector<std::string>>(*pks)) out.push_back(prefix + GateKey(target::PkValue(k)));
+    }
+    return out;
+  };
+  std::unordered_map<std::string, uint64_t> early_keys;  // key -> newest early change
+  for (const auto* list : {&events, &carried}) {
+    for (const auto& r : *list) {
+      if (!(r.event.early || list == &carried) || !r.event.IsDml()) continue;
+      for (auto& k : keys_of(r)) {
+        uint64_t& ts = early_keys[std::move(k)];
+        ts = std::max(ts, r.event.end_ts);
+      }
+    }
+  }
+  uint64_t t0 = 0;
+  for (const auto* r : late) {
+    for (const auto& k : keys_of(*r)) {
+      auto it = early_keys.find(k);
+      if (it != early_keys.end() && it->second >= r->event.end_ts && (t0 == 0 || r->event.end_ts < t0)) {
+        t0 = r->event.end_ts;
+      }
+    }
+  }
+  return t0;
+}
+
+Status ChangeApplier::ApplyInOrder(const source::SourceItem& item, std::vector<const source::RoutedEvent*> ordered,
+                                   const UpsertPairs& pairs, const std::function<bool(const decode::Event&)>& as_upsert,
+                                   bool count) {
+  // Source order is timestamp order; at one timestamp a Delete goes first, so an unpaired
+  // Delete+Insert leaves the new row in place.
   std::stable_sort(ordered.begin(), ordered.end(), [](const source::RoutedEvent* a, const source::RoutedEvent* b) {
     const bool a_del = Is(a->event, MsgType::kDelete);
     const bool b_del = Is(b->event, MsgType::kDelete);
@@ -468,9 +636,23 @@ Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
       }
       // A batch is ours to give up: its columns move into the call instead of being copied.
       const std::string partition = partition_key ? "" : req->partition_name();
-      Status sent = send == &batch ? applier_->Insert(db, name, partition, std::move(batch), upsert)
-                                   : applier_->Insert(db, name, partition, *req, upsert);
-      RETURN_IF_ERROR(sent.WithContext(where));
+      if (!upsert) {
+        // Plain inserts of one channel overlap (their keys are new); the next other change waits.
+        std::function<Status()> call;
+        if (send == &batch) {
+          auto owned = std::make_shared<msgpb::InsertRequest>(std::move(batch));
+          call = [this, db, name, partition, owned] { return applier_->Insert(db, name, partition, std::move(*owned), false); };
+        } else {
+          call = [this, db, name, partition, req, keep = e.payload] { return applier_->Insert(db, name, partition, *req, false); };
+        }
+        RETURN_IF_ERROR(Launch(item.channel, std::move(call), where));
+      } else {
+        RETURN_IF_ERROR(Drain());
+        Status sent = send == &batch ? applier_->Insert(db, name, partition, std::move(batch), upsert)
+                                     : applier_->Insert(db, name, partition, *req, upsert);
+        RETURN_IF_ERROR(sent.WithContext(where));
+      }
+      if (!count) continue;
       rows_inserted_ += rows;
       metrics_->Add("milvus_cdc_replicate_data_cnt",
                     {{"task_id", task_id_}, {"collection_id", std::to_string(meta.id)}, {"collection_name", meta.name},
@@ -480,6 +662,7 @@ Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
     } else if (Is(e, MsgType::kDelete)) {
       RETURN_IF_ERROR(EnsureCollection(meta));
       if (pairs.deletes.count(&e)) continue;  // the Delete half of an upsert sent as one Upsert
+      RETURN_IF_ERROR(Drain());
       const auto* req = decode::PayloadAs<msgpb::DeleteRequest>(e);
       if (!req) continue;
       milvus::proto::schema::IDs ids;
@@ -490,6 +673,7 @@ Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
       }
       const std::string partition = e.partition_id == -1 || partition_key ? "" : e.partition_name;
       RETURN_IF_ERROR(applier_->Delete(db, name, partition, ids, PkFieldName(meta)).WithContext(where));
+      if (!count) continue;
       rows_deleted_ += e.row_count;
       metrics_->Add("milvus_cdc_replicate_data_cnt",
                     {{"task_id", task_id_}, {"collection_id", std::to_string(meta.id)}, {"collection_name", meta.name},
@@ -497,13 +681,43 @@ Status ChangeApplier::ApplyEvents(const source::SourceItem& item) {
                     static_cast<double>(e.row_count));
       CountOp("Delete");
     } else if (Is(e, MsgType::kCreateCollection)) {
+      RETURN_IF_ERROR(Drain());
       RETURN_IF_ERROR(EnsureCollection(meta).WithContext(where));
     } else if (Is(e, MsgType::kDropCollection) || Is(e, MsgType::kDropPartition)) {
+      RETURN_IF_ERROR(Drain());
       RETURN_IF_ERROR(ApplyDrop(item, r, where));
     }
   }
   return Status::Ok();
 }
+
+Status ChangeApplier::Launch(const std::string& channel, std::function<Status()> call, std::string where) {
+  auto& calls = in_flight_[channel];
+  while (calls.size() >= kMaxInFlight) {
+    Status st = calls.front().result.get().WithContext(calls.front().where);
+    calls.pop_front();
+    if (!st.ok()) {
+      (void)Drain();
+      return st;
+    }
+  }
+  calls.push_back(InFlight{std::async(std::launch::async, std::move(call)), std::move(where)});
+  return Status::Ok();
+}
+
+Status ChangeApplier::Drain() {
+  Status first;
+  for (auto& [channel, calls] : in_flight_) {
+    for (auto& c : calls) {
+      Status st = c.result.get();
+      if (!st.ok() && first.ok()) first = st.WithContext(c.where);
+    }
+    calls.clear();
+  }
+  return first;
+}
+
+ChangeApplier::~ChangeApplier() { (void)Drain(); }
 
 std::string ChangeApplier::TrackEvent(const source::CollectionMeta& meta, const decode::Event& e) {
   Track(meta.db_name, meta.name, decode::MsgTypeName(e.msg_type), decode::DescribePosition(e.position));

@@ -10,12 +10,15 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -24,6 +27,7 @@
 #include "pipeline/name_mapper.h"
 #include "pipeline/rbac_sync.h"
 #include "pipeline/standby_writer.h"
+#include "pipeline/upsert_pairs.h"
 #include "task/pipeline.h"
 #include "source/catalog.h"
 #include "source/log_reader.h"
@@ -35,6 +39,18 @@ namespace cdc::pipeline {
 // Appends the rows of `from` to `into` (inserts into one collection: same fields in the
 // same order). False, leaving `into` unchanged, when the two cannot be merged.
 bool AppendRows(milvus::proto::msg::InsertRequest* into, const milvus::proto::msg::InsertRequest& from);
+
+// Early apply: the timestamp t0 from which a closed pack's changes must be applied again,
+// or 0. A change applied at the close (not early) whose keys an early change (of this pack,
+// or `carried` over past its tick) with a timestamp at or after its own already wrote was
+// applied out of order: concurrent writes reached the log out of timestamp order, or an
+// Upsert's Delete half came after other writes.
+uint64_t MisorderedSince(const std::vector<source::RoutedEvent>& events,
+                         const std::vector<source::RoutedEvent>& carried);
+
+// The timestamp of the earliest upsert of `events` (a closed pack) whose Insert half was applied
+// early as a plain Insert (its msgID in `early_plain`), or 0.
+uint64_t SplitPairSince(const std::vector<source::RoutedEvent>& events, const std::unordered_set<int64_t>& early_plain);
 
 class ChangeApplier : public source::LogSink {
  public:
@@ -66,7 +82,10 @@ class ChangeApplier : public source::LogSink {
 
   // Inserts read again after a restart, up to these timestamps per channel, are
   // applied as upserts so no row is doubled.
-  void SetReplayBounds(std::map<std::string, uint64_t> bounds) { replay_until_ = std::move(bounds); }
+  void SetReplayBounds(std::map<std::string, uint64_t> bounds) {
+    replay_until_ = std::move(bounds);
+    intent_until_ = replay_until_;  // a stored bound never moves back
+  }
   // The timestamps the channels resumed from: a channel resumed past a drop already read
   // it before the restart, so the drop's barrier does not wait for it again.
   void SetResumedAt(std::map<std::string, uint64_t> ts) { resumed_at_ = std::move(ts); }
@@ -75,6 +94,8 @@ class ChangeApplier : public source::LogSink {
   // made equal), partition, index and alias the catalog knows, loads the ones `loaded` on the
   // source (collection id -> replicas), and with enable_user_role syncs roles and grants.
   Status Bootstrap(const std::map<int64_t, int32_t>& loaded = {});
+
+  ~ChangeApplier() override;
 
   Status Apply(const source::SourceItem& item) override;
 
@@ -90,6 +111,19 @@ class ChangeApplier : public source::LogSink {
   Status BootstrapInner(const std::map<int64_t, int32_t>& loaded);
   Status ApplyPack(const source::SourceItem& item);  // times the stages of ApplyEvents
   Status ApplyEvents(const source::SourceItem& item);
+  // Applies `ordered` (sorted here into source order) with the pack's upsert pairs; `count`:
+  // add them to the replicated-row counters.
+  Status ApplyInOrder(const source::SourceItem& item, std::vector<const source::RoutedEvent*> ordered,
+                      const UpsertPairs& pairs, const std::function<bool(const decode::Event&)>& as_upsert,
+                      bool count);
+  // Sends a plain insert call on its own thread, at most kMaxInFlight per channel (waiting for
+  // the oldest); an error of an earlier call is returned here.
+  Status Launch(const std::string& channel, std::function<Status()> call, std::string where);
+  // Waits for every call in flight; the first error.
+  Status Drain();
+  // After a closed pack: applies again, in order, the channel's changes from t0 on (0: none),
+  // this pack's and those `carried` past its tick.
+  Status RepairOrder(const source::SourceItem& item, const std::vector<source::RoutedEvent>& carried, uint64_t t0);
   // ApplyEvents for a standby target: the pack's messages through the StandbyWriter.
   Status ApplyStandby(const source::SourceItem& item);
   // Names the DML-channel change being applied (for failed_change) and returns it for messages.
@@ -137,6 +171,16 @@ class ChangeApplier : public source::LogSink {
   const IntentWriter intent_;
 
   std::map<std::string, uint64_t> replay_until_;
+  std::map<std::string, uint64_t> intent_until_;  // per channel: the stored intent's bound
+  // Per channel: events applied from open packs whose closed pack has not come yet.
+  std::map<std::string, std::vector<source::RoutedEvent>> early_open_;
+  // Per channel: msgIDs of the Inserts of early_open_ applied as plain Inserts.
+  std::map<std::string, std::unordered_set<int64_t>> early_plain_;
+  struct InFlight {
+    std::future<Status> result;
+    std::string where;
+  };
+  std::map<std::string, std::deque<InFlight>> in_flight_;  // per channel, oldest first
   std::map<std::string, uint64_t> resumed_at_;
   std::set<std::string> databases_;                  // target databases known to exist
   std::map<int64_t, std::pair<std::string, std::string>> collections_;  // source id -> target (db, name)

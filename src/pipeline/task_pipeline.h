@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "config/config.h"
+#include "source/channel_hub.h"
 #include "store/meta_store.h"
 #include "task/pipeline.h"
 #include "util/metrics.h"
@@ -26,6 +27,7 @@ struct PipelineContext {
   const Config* config = nullptr;
   MetaStore* store = nullptr;
   Metrics* metrics = nullptr;
+  source::ChannelHub* hub = nullptr;  // shared channel readers; null: each task reads on its own
 };
 
 class TaskPipelineFactory : public PipelineFactory {

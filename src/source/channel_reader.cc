@@ -45,7 +45,9 @@ void ChannelReader::Run() {
   auto last_lag_check = std::chrono::steady_clock::now() - std::chrono::hours(1);
   bool reported_unreachable = false;
   while (!stop_) {
-    auto msg = mq_->Poll(200);
+    // With an open pack ready, look without waiting: nothing more to read sends it now.
+    const bool early = options_.early && assembler_ && assembler_->early_ready();
+    auto msg = mq_->Poll(early ? 0 : 200);
     if (!msg.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       health_ = msg.status().WithContext(std::string(options_.mq.name()) + " topic " + options_.topic);
@@ -62,6 +64,7 @@ void ChannelReader::Run() {
         return;
       }
     }
+    if (options_.early && assembler_) OfferEarly(!*msg);
     auto now = std::chrono::steady_clock::now();
     if (now - last_lag_check > std::chrono::seconds(2)) {
       last_lag_check = now;
@@ -110,9 +113,22 @@ Status ChannelReader::Handle(const RawMessage& msg) {
   return Status::Ok();
 }
 
+void ChannelReader::OfferEarly(bool idle) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!assembler_->early_ready() || (!idle && now - last_early_ < options_.early_every)) return;
+  last_early_ = now;
+  if (auto pack = assembler_->TakeEarly()) Push(std::move(*pack));
+}
+
 void ChannelReader::Push(decode::Pack pack) {
   pack.closed_at = std::chrono::steady_clock::now();
-  uint64_t end_ts = pack.end_ts;
+  const uint64_t end_ts = pack.end_ts;
+  const bool open = pack.open;
+  if (options_.sink) {
+    if (!options_.plain && !open && end_ts > watermark_) watermark_ = end_ts;
+    options_.sink(std::move(pack));
+    return;
+  }
   const size_t bytes = PayloadBytes(pack);
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -121,10 +137,16 @@ void ChannelReader::Push(decode::Pack pack) {
              (queue_.size() < options_.queue_capacity && queued_bytes_ + bytes <= options_.queue_bytes);
     });
     if (stop_) return;
+    if (options_.admit && !options_.admit(pack)) {
+      stop_ = true;
+      finished_ = true;
+      return;
+    }
     queue_.push_back(std::move(pack));
     queued_bytes_ += bytes;
+    // Under the lock: whoever sees the pack queued also sees the watermark.
+    if (!options_.plain && !open && end_ts > watermark_) watermark_ = end_ts;
   }
-  if (!options_.plain && end_ts > watermark_) watermark_ = end_ts;
   if (notify_) notify_();
 }
 

@@ -50,7 +50,7 @@ void LogReader::Wake() {
 
 Status LogReader::Start() {
   follower_->SetNotify([this] { Wake(); });
-  // Every pchannel an in-scope collection uses. A channel without a stored checkpoint starts
+  // Every pchannel an in-scope collection uses. A channel without a stored checkpoint (or with only its pin) starts
   // at the earliest of: the creation position of a collection that replays, or that was
   // created after the task first started (its creation is past the channel's pin, or the
   // channel was not pinned at all); the pin, for a collection that existed then. Else latest.
@@ -112,15 +112,28 @@ Status LogReader::EnsureChannel(const std::string& pchannel, std::optional<int64
   ro.mq = options_.mq;
   ro.topic = pchannel;
   ro.queue_capacity = options_.queue_packs;
-  if (auto it = options_.resume.find(pchannel); it != options_.resume.end()) {
-    ro.start = StartAt::Offset(it->second.offset);
-    ro.resume = it->second;
+  ro.early = options_.early;
+  auto stored = options_.resume.find(pchannel);
+  // A pin (timestamp 0: nothing applied yet) gives way to an earlier start: a collection
+  // created after the task but before the pins were taken is read from its creation.
+  if (stored != options_.resume.end() && stored->second.timestamp == 0 && start_offset &&
+      *start_offset < stored->second.offset) {
+    stored = options_.resume.end();
+  }
+  if (stored != options_.resume.end()) {
+    ro.start = StartAt::Offset(stored->second.offset);
+    ro.resume = stored->second;
   } else if (start_offset) {
     ro.start = StartAt::Offset(*start_offset);
   } else {
     ro.start = StartAt::Latest();
   }
-  auto reader = std::make_unique<ChannelReader>(ro, [this] { Wake(); });
+  std::unique_ptr<PackSource> reader;
+  if (options_.hub) {
+    reader = options_.hub->Subscribe(ro, [this] { Wake(); });
+  } else {
+    reader = std::make_unique<ChannelReader>(ro, [this] { Wake(); });
+  }
   RETURN_IF_ERROR(reader->Start());
   GetLogger("source")->info("reading pchannel {} from {}", pchannel,
                             ro.resume ? "checkpoint offset " + std::to_string(ro.resume->offset)
@@ -230,9 +243,14 @@ StatusOr<SourceItem> LogReader::Route(const decode::Pack& pack, bool* needs_refr
   item.ts = pack.end_ts;
   item.end_position = pack.end_position;
   item.closed_at = pack.closed_at;
+  item.open = pack.open;
+  const auto early = early_ids_.find(pack.channel);
   for (const auto& ev : pack.events) {
     auto meta = catalog_->CollectionByIdAny(ev.collection_id);
-    if (!meta) {
+    // An open pack waits for its tick rather than insert into a partition the catalog lacks.
+    const bool unknown_partition = pack.open && meta && ev.type() == decode::MsgType::kInsert &&
+                                   !meta->partitions.count(ev.partition_id);
+    if (!meta || unknown_partition) {
       if (needs_refresh && !*needs_refresh) {
         *needs_refresh = true;
         return item;
@@ -246,6 +264,9 @@ StatusOr<SourceItem> LogReader::Route(const decode::Pack& pack, bool* needs_refr
     if (!InScope(*meta)) continue;
     if (!Replays(*meta) && BeforePin(pack.channel, ev.position.offset)) continue;  // predates the task
     item.events.push_back(RoutedEvent{ev, meta});
+    if (!pack.open && early != early_ids_.end() && ev.IsDml() && early->second.count(ev.msg_id)) {
+      item.events.back().event.early = true;
+    }
   }
   return item;
 }
@@ -253,7 +274,7 @@ StatusOr<SourceItem> LogReader::Route(const decode::Pack& pack, bool* needs_refr
 Status LogReader::Emit(const SourceItem& item) {
   Status st = sink_->Apply(item);
   if (!st.ok()) return st;
-  if (item.kind != SourceItem::Kind::kCatalog) {
+  if (item.kind != SourceItem::Kind::kCatalog && !item.open) {
     std::lock_guard<std::mutex> lock(status_mu_);
     applied_[item.channel] = item.end_position;
   }
@@ -285,11 +306,16 @@ StatusOr<bool> LogReader::Step() {
   for (auto& [name, reader] : dml_) {
     while (const decode::Pack* p = reader->Peek()) {
       const uint64_t next_ddl = pending_.empty() ? kNoDdl : pending_.begin()->item.ts;
+      if (p->open) {
+        RETURN_IF_ERROR(EmitOpen(name, *p, next_ddl));
+        reader->Pop();
+        progressed = true;
+        continue;
+      }
       if (p->end_ts > next_ddl) break;
       ASSIGN_OR_RETURN(bool emitted, EmitPack(name, *p, kNoDdl));
       if (!emitted) break;  // a refresh queued an earlier DDL item: look again
-      reader->Pop();
-      partial_.erase(name);
+      PopClosed(name, reader.get(), *p);
       progressed = true;
     }
   }
@@ -372,6 +398,54 @@ StatusOr<bool> LogReader::EmitPack(const std::string& channel, const decode::Pac
   return true;
 }
 
+Status LogReader::EmitOpen(const std::string& channel, const decode::Pack& pack, uint64_t next_ddl) {
+  if (early_blocked_.count(channel)) return Status::Ok();
+  decode::Pack part = pack;
+  // Around a join of the shared reader, the same event may come in two open packs.
+  auto& ids = early_ids_[channel];
+  part.events.erase(std::remove_if(part.events.begin(), part.events.end(),
+                                   [&](const decode::Event& ev) { return ids.count(ev.msg_id) > 0; }),
+                    part.events.end());
+  if (part.events.empty()) return Status::Ok();
+  auto past = std::find_if(part.events.begin(), part.events.end(),
+                           [&](const decode::Event& ev) { return ev.end_ts > next_ddl; });
+  if (past != part.events.end()) {
+    early_blocked_.insert(channel);  // the rest goes after the DDL item, with the closed pack
+    part.events.erase(past, part.events.end());
+    if (part.events.empty()) return Status::Ok();
+  }
+  bool needs_refresh = false;
+  ASSIGN_OR_RETURN(SourceItem item, Route(part, &needs_refresh));
+  if (needs_refresh) {
+    // Catch up with etcd; the events wait for their tick, which orders them after what it finds.
+    // At most once a second: a backlog into a partition dropped since would ask on every pack.
+    early_blocked_.insert(channel);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_open_refresh_ < std::chrono::seconds(1)) return Status::Ok();
+    last_open_refresh_ = now;
+    RETURN_IF_ERROR(follower_->Refresh());
+    TakeCatalogEvents();
+    return Status::Ok();
+  }
+  {
+    std::lock_guard<std::mutex> lock(status_mu_);
+    auto it = applied_.find(channel);
+    item.end_position = it != applied_.end() ? it->second : part.start_position;
+  }
+  if (!item.events.empty()) RETURN_IF_ERROR(Emit(item));
+  for (const auto& ev : part.events) ids.insert(ev.msg_id);
+  return Status::Ok();
+}
+
+void LogReader::PopClosed(const std::string& channel, PackSource* reader, const decode::Pack& pack) {
+  if (auto it = early_ids_.find(channel); it != early_ids_.end()) {
+    for (const auto& ev : pack.events) it->second.erase(ev.msg_id);
+  }
+  early_blocked_.erase(channel);
+  partial_.erase(channel);
+  reader->Pop();
+}
+
 bool LogReader::ReplicateInScope(const decode::Event& ev) const {
   // Operations written before the task first started count only for collections that replay.
   const bool before_pin = BeforePin(ev.position.channel, ev.position.offset);
@@ -423,7 +497,7 @@ Status LogReader::fatal() const {
 std::vector<ChannelStatus> LogReader::Channels() const {
   std::lock_guard<std::mutex> lock(status_mu_);
   std::vector<ChannelStatus> out;
-  auto add = [&](const std::string& name, const ChannelReader* r) {
+  auto add = [&](const std::string& name, const PackSource* r) {
     ChannelStatus cs;
     cs.channel = name;
     if (auto it = applied_.find(name); it != applied_.end()) cs.applied = it->second;

@@ -20,10 +20,12 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "decode/event.h"
 #include "source/catalog.h"
+#include "source/channel_hub.h"
 #include "source/channel_reader.h"
 #include "source/meta_follower.h"
 #include "source/mq_factory.h"
@@ -43,6 +45,9 @@ struct SourceItem {
   uint64_t ts = 0;                // kPack: end_ts; others: the operation's timestamp
   decode::Position end_position;  // resume point after this item (kPack, kReplicate)
   std::chrono::steady_clock::time_point closed_at{};  // kPack: when its closing tick was read
+  // kPack: an open pack's events, applied before their tick (end_position: the checkpoint as
+  // it was). The closed pack repeats them, marked Event::early.
+  bool open = false;
   std::vector<RoutedEvent> events;  // kPack: in-scope events (may be empty); kReplicate: one
   CatalogEvent catalog;             // kCatalog
 };
@@ -70,6 +75,12 @@ struct LogReaderOptions {
   std::map<std::string, int64_t> pins;
   std::map<std::string, decode::Position> resume;  // stored checkpoints by channel
   size_t queue_packs = 64;
+  // Emit open packs (SourceItem::open): Inserts and Deletes as soon as they are read, ahead of
+  // the tick that closes them, where the order allows (PackAssembler::TakeEarly, DDL items).
+  bool early = false;
+  // Share each DML channel's reader with the other tasks of this process (ChannelHub);
+  // null: read every channel on our own.
+  ChannelHub* hub = nullptr;
 };
 
 struct ChannelStatus {
@@ -125,6 +136,11 @@ class LogReader {
   // splitting around a DDL item). False when a metadata refresh queued an earlier DDL
   // item, which must go first.
   StatusOr<bool> EmitPack(const std::string& channel, const decode::Pack& pack, uint64_t up_to);
+  // Emits an open pack's events up to the next DDL item. Past it, or when they name a
+  // collection or partition the catalog lacks, the channel's events wait for their tick.
+  Status EmitOpen(const std::string& channel, const decode::Pack& pack, uint64_t next_ddl);
+  // Pops a closed pack: its events applied early are done.
+  void PopClosed(const std::string& channel, PackSource* reader, const decode::Pack& pack);
   void Wake();
 
   const LogReaderOptions options_;
@@ -140,7 +156,7 @@ class LogReader {
   bool woken_ = false;
 
   // Dispatch thread only, except where noted.
-  std::map<std::string, std::unique_ptr<ChannelReader>> dml_;  // guarded by status_mu_ for readers
+  std::map<std::string, std::unique_ptr<PackSource>> dml_;  // guarded by status_mu_ for readers
   std::unique_ptr<ChannelReader> replicate_;
   std::multiset<Pending> pending_;
   std::set<int64_t> announced_;  // collections whose creation was emitted or pre-existed
@@ -148,6 +164,11 @@ class LogReader {
   std::map<std::string, std::set<int64_t>> channel_collections_;
   // Per channel: events of the queued head pack up to this ts were emitted by a split.
   std::map<std::string, uint64_t> partial_;
+  // Per channel: msgIDs emitted from open packs and not yet closed; channels whose open
+  // events wait for the tick until the current pack closes.
+  std::map<std::string, std::unordered_set<int64_t>> early_ids_;
+  std::set<std::string> early_blocked_;
+  std::chrono::steady_clock::time_point last_open_refresh_{};
 
   mutable std::mutex status_mu_;  // guards health_, applied_, dml_ map shape
   Status health_;

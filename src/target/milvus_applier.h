@@ -177,8 +177,8 @@ class MilvusApplier {
   uint64_t replicate_ts_ = 0;
   const std::atomic<bool>* const stopping_;
   std::function<void(const Status&)> on_retry_;
-  int64_t rows_inserted_ = 0;
-  int64_t rows_deleted_ = 0;
+  std::atomic<int64_t> rows_inserted_{0};  // inserts may be sent from several threads
+  std::atomic<int64_t> rows_deleted_{0};
 };
 
 // The target call for the rows of a source insert: every user column (and the dynamic field)

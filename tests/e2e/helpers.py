@@ -282,3 +282,17 @@ def describe_raw(alias, name):
     handler = connections._fetch_handler(alias)  # pinned pymilvus 2.3.7
     return handler._stub.DescribeCollection(
         milvus_pb2.DescribeCollectionRequest(collection_name=name), timeout=30)
+
+
+def get_task(srv, task_id):
+    return srv.post("get", {"task_id": task_id})["data"]["task"]
+
+
+def create_task(srv, bed_env, **scope):
+    """Creates a task into TARGET with `scope` (db_collections=..., ...) and waits until it replicates."""
+    reply = srv.post("create", {"milvus_connect_param": {"uri": bed_env["TARGET_MILVUS_URI"], "connect_timeout": 10},
+                                **scope})
+    assert reply["code"] == 200, reply
+    task_id = reply["data"]["task_id"]
+    wait_until(lambda: "replicating" in get_task(srv, task_id).get("reason", ""), 60, "the task to replicate")
+    return task_id

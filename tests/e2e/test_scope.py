@@ -6,7 +6,8 @@ import pytest
 from pymilvus import Collection, CollectionSchema, DataType, FieldSchema, connections, db, utility
 
 from cdc_server import CdcServer, wait_until
-from helpers import unique_name
+from helpers import create_task, unique_name
+from helpers import get_task as get
 import workload
 
 pytestmark = pytest.mark.bed
@@ -61,19 +62,6 @@ def rename(alias, dbname, old, new):
     status = connections._fetch_handler(alias)._stub.RenameCollection(milvus_pb2.RenameCollectionRequest(
         db_name=dbname, oldName=old, newName=new, newDBName=dbname), timeout=30)
     assert status.code == 0 and status.error_code == 0, status
-
-
-def get(srv, task_id):
-    return srv.post("get", {"task_id": task_id})["data"]["task"]
-
-
-def create_task(srv, bed_env, **scope):
-    reply = srv.post("create", {"milvus_connect_param": {"uri": bed_env["TARGET_MILVUS_URI"], "connect_timeout": 10},
-                                **scope})
-    assert reply["code"] == 200, reply
-    task_id = reply["data"]["task_id"]
-    wait_until(lambda: "replicating" in get(srv, task_id).get("reason", ""), 60, what="the task to replicate")
-    return task_id
 
 
 @pytest.fixture(scope="module")
