@@ -12,6 +12,9 @@ Phases, each with its own collection (dropped afterwards so memory does not pile
   half    inserts into SOURCE at half the live phase's replicated rate: lag percentiles.
   direct_half  inserts straight into TARGET at that same rate: TARGET's own insert-to-visible
           latency, the part of the lag that is not milvus-cdc's.
+  multi   `--multi-collections` collections written at `--multi-rate` rows/s in total, replicated
+          first by one `*` task, then (on a fresh milvus-cdc process) by one task per collection:
+          milvus-cdc's CPU and RSS with many tasks against one task.
   backfill  `--backfill-rows` rows written to SOURCE before a task exists, then copied by a task
           created with "backfill": true (nothing else writes): copy rows/s against `direct`'s
           TARGET insert ceiling, milvus-cdc's peak RSS while copying; then `verify` of the copy
@@ -38,7 +41,7 @@ from probes import CdcProcess, MarkerPoller, Sampler, machine_info
 REPO = Path(__file__).resolve().parents[1]
 BED_KEYS = ("ETCD_ENDPOINTS", "SOURCE_MILVUS_URI", "TARGET_MILVUS_URI", "SOURCE_ETCD_ROOT",
             "SOURCE_META_SUBPATH", "SOURCE_REPLICATE_CHANNEL", "TESTBED_RUN_DIR")
-PHASES = ("direct", "live", "drain", "half", "direct_half", "backfill")
+PHASES = ("direct", "live", "drain", "half", "direct_half", "backfill", "multi")
 
 TARGETS = {  # issue 6
     "throughput_ratio": 0.9,       # replicated rows/s >= 0.9 x TARGET direct-insert rows/s
@@ -48,6 +51,8 @@ TARGETS = {  # issue 6
     "backfill_ratio": 0.8,         # issue 14: backfill rows/s >= 0.8 x TARGET direct-insert rows/s
     "backfill_rss_mb": 128.0,      # peak RSS while copying
     "verify_keys_rows_per_s": 50000.0,
+    "multi_cpu_ratio": 2.0,        # issue 17: 20 tasks <= 2 x the CPU of one `*` task ...
+    "multi_rss_ratio": 1.5,        # ... and <= 1.5 x its RSS
 }
 
 
@@ -82,7 +87,8 @@ class Bench:
         self.out_dir = out_dir
         self.suffix = uuid.uuid4().hex[:6]
         self.batches = Batches(args.batch, args.dim)
-        self.cdc = CdcProcess(args.cdc_binary, out_dir / "cdc", bed)
+        self.cdc = CdcProcess(args.cdc_binary, out_dir / "cdc", bed,
+                              source_options=[o.replace("=", ": ", 1) for o in args.source_option])
         self.task_id = None
         self.phases = {}
         self.next_pk = 1
@@ -266,6 +272,63 @@ class Bench:
                                    "rows_copied": done["rows_copied"], "rows_on_target": rows_on_target,
                                    "verify": verify}
 
+    def phase_multi(self):
+        """The same writes replicated by one `*` task, then by one task per collection, each on
+        a fresh milvus-cdc process so neither inherits the other's memory."""
+        a = self.args
+        names = [f"bench_multi{i}_{self.suffix}" for i in range(a.multi_collections)]
+        bodies = {"star": [{"db_collections": {"*": [{"name": "*"}]}}],
+                  "per_collection": [{"db_collections": {"default": [{"name": n}]}} for n in names]}
+        self.phases["multi"] = {"collections": names, "rate": a.multi_rate, "steps": {}}
+        for step in ("star", "per_collection"):
+            if self.task_id:
+                self.cdc.post("delete", {"task_id": self.task_id})
+                self.task_id = None
+            self.cdc.stop()
+            self.cdc.start()
+            tasks = [self.cdc.post("create", dict(b, milvus_connect_param={
+                "uri": self.bed["TARGET_MILVUS_URI"], "connect_timeout": 10}))["task_id"] for b in bodies[step]]
+            for n in names:
+                if not utility.has_collection(n, using="source"):
+                    Collection(n, bench_schema(a.dim), using="source", shards_num=a.shards)
+            for n in names:
+                wait_until(lambda n=n: utility.has_collection(n, using="target"), 120, f"{n} created on TARGET")
+            log(f"multi/{step}: {len(tasks)} task(s), {a.multi_rate:.0f} rows/s over {len(names)} collections "
+                f"for {a.warmup + a.window}s")
+            before = self.cdc.replicated_rows()
+            writer, t0, t1 = self.write(f"multi_{step}", self.source_ins, names, a.multi_rate, a.warmup + a.window)
+            want = {n: before.get(n, 0) for n in names}
+            for i in range(writer.calls):
+                want[names[i % len(names)]] += self.batches.batch
+            wait_until(lambda: all(self.cdc.replicated_rows().get(n, 0) >= want[n] for n in names),
+                       max(300, 10 * a.window), f"multi/{step}: every row applied", interval=0.2)
+            self.phases["multi"]["steps"][step] = {"tasks": len(tasks), "t_start": t0, "t_end": t1,
+                                                   "window": [t0 + a.warmup, t1], "rows": writer.acked_rows}
+            for t in tasks:
+                self.cdc.post("delete", {"task_id": t})
+        for n in names:
+            self.drop(n, "source")
+            self.drop(n, "target")
+
+    def multi_report(self):
+        out = {}
+        p = self.phases["multi"]
+        for step, s in p["steps"].items():
+            a, b = self.samples_between(*s["window"])
+            dt = b["t"] - a["t"]
+            rep = sum(b["replicated"].get(n, 0) - a["replicated"].get(n, 0) for n in p["collections"])
+            rss = [x["cdc_rss_kb"] for x in self.sampler.samples if a["t"] <= x["t"] <= b["t"]]
+            out[step] = {"tasks": s["tasks"], "window_s": round(dt, 1), "replicated_rows_per_s": rep / dt,
+                         "cdc_cpu_s": b["cdc_cpu_s"] - a["cdc_cpu_s"],
+                         "cpu_s_per_m_rows": (b["cdc_cpu_s"] - a["cdc_cpu_s"]) / max(1, rep) * 1e6,
+                         "rss_max_mb": max(rss) / 1024 if rss else None,
+                         "rss_mean_mb": sum(rss) / len(rss) / 1024 if rss else None}
+        if "star" in out and "per_collection" in out:
+            one, many = out["star"], out["per_collection"]
+            out["cpu_ratio"] = many["cdc_cpu_s"] / max(1e-9, one["cdc_cpu_s"])
+            out["rss_ratio"] = (many["rss_max_mb"] or 0) / max(1e-9, one["rss_max_mb"] or 0)
+        return out
+
     # -------------------------------------------------------------- run
     def run(self):
         a = self.args
@@ -307,6 +370,8 @@ class Bench:
                 self.phase_direct("direct_half", rate)
             if "backfill" in a.phases:
                 self.phase_backfill()
+            if "multi" in a.phases:
+                self.phase_multi()
         finally:
             self.markers.stop()
             self.sampler.take()
@@ -417,7 +482,11 @@ class Bench:
                                "seconds": secs, "rows_per_s": p["rows_copied"] / secs,
                                "max_rss_mb": max((x["cdc_rss_kb"] or 0) for x in ss) / 1024.0 if ss else None,
                                "verify": p["verify"]}
+        if "multi" in self.phases:
+            out["multi"] = self.multi_report()
         for ph, p in self.phases.items():  # largest RSS sampled while the phase ran (or drained)
+            if ph == "multi":
+                continue
             end = p.get("caught_up", p["t_end"])
             ss = [x for x in self.sampler.samples if p["t_start"] <= x["t"] <= end + 1.5]
             out[ph]["max_rss_mb"] = max((x["cdc_rss_kb"] or 0) for x in ss) / 1024.0 if ss else None
@@ -449,6 +518,11 @@ class Bench:
             if v is not None:
                 t[f"cpu_pct_per_10k_{ph}"] = {"value": v, "target": f"<= {TARGETS['cpu_pct_per_10k']}",
                                               "met": v <= TARGETS["cpu_pct_per_10k"]}
+        for key in ("cpu_ratio", "rss_ratio"):
+            v = out.get("multi", {}).get(key)
+            if v is not None:
+                t[f"multi_{key}"] = {"value": v, "target": f"<= {TARGETS['multi_' + key]}",
+                                     "met": v <= TARGETS["multi_" + key]}
         if "backfill" in out:
             b = out["backfill"]
             if direct:
@@ -527,6 +601,10 @@ def main():
     ap.add_argument("--out", required=True, help="result directory (result.json, cdc/ with the server log)")
     ap.add_argument("--keep", action="store_true", help="keep the bench collections")
     ap.add_argument("--backfill-rows", type=int, default=1_000_000, help="rows copied by the backfill phase")
+    ap.add_argument("--source-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="a sourceConfig key for milvus-cdc, e.g. earlyApply=false (repeatable)")
+    ap.add_argument("--multi-collections", type=int, default=20, help="collections (and tasks) of the multi phase")
+    ap.add_argument("--multi-rate", type=float, default=5000, help="multi phase rows/s over all its collections")
     args = ap.parse_args()
     args.phases = [p for p in args.phases.split(",") if p]
     unknown = set(args.phases) - set(PHASES)

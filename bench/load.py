@@ -136,7 +136,9 @@ class Writer:
                         continue
                     self.behind_s = max(self.behind_s, now - due)
                 first = self.next_pk
-                req = self.batches.request(self.collection, first, n)
+                # A list of collections takes the batches in turn.
+                coll = self.collection[n % len(self.collection)] if isinstance(self.collection, list) else self.collection
+                req = self.batches.request(coll, first, n)
                 self.inserter.insert(req)
                 acked = time.monotonic()
                 self.next_pk += self.batches.batch

@@ -71,7 +71,7 @@ def free_port():
 class CdcProcess:
     """The milvus-cdc binary with its own config and SQLite store under `workdir`."""
 
-    def __init__(self, binary, workdir, bed):
+    def __init__(self, binary, workdir, bed, source_options=()):
         self.binary = Path(binary)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -93,6 +93,7 @@ class CdcProcess:
             *(["  pulsar:", f"    address: {bed['PULSAR_URL']}"] if bed.get("SOURCE_MQ") == "pulsar"
               else ["  kafka:", f"    address: {bed['KAFKA_BROKERS']}"]),
             f"  replicateChan: {bed['SOURCE_REPLICATE_CHANNEL']}",
+            *(f"  {o}" for o in source_options),  # e.g. "earlyApply: false"
             "  milvus:",  # backfill and verify read the source through its API
             f"    uri: {bed['SOURCE_MILVUS_URI']}",
             "retry:",
