@@ -106,6 +106,10 @@ class ChannelHub::Subscription : public PackSource {
       fallen_ = fallen;  // try again on the next look
       return nullptr;
     }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      health_ = Status::Ok();
+    }
     return own_->Peek();
   }
 
