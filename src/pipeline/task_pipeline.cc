@@ -97,6 +97,11 @@ class TaskPipeline : public Pipeline {
     if (thread_.joinable()) thread_.join();
   }
 
+  void WaitStarted(std::chrono::milliseconds timeout) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, timeout, [this] { return pinned_ || finished_ || stop_; });
+  }
+
   std::string Note() const override {
     std::lock_guard<std::mutex> lock(mu_);
     return note_;
@@ -278,7 +283,6 @@ class TaskPipeline : public Pipeline {
     });
     if (!st.ok()) return st.WithContext("fail to connect the source etcd");
     source::Catalog catalog(cfg.source.etcd.root_path + "/" + cfg.source.etcd.meta_sub_path);
-    catalog_ = &catalog;  // for CreatedAfterTask, while Run runs
     source::MetaFollower follower(etcd.get(), &catalog);
     st = Retry("the source etcd", [&] { return follower.Start(); });
     if (!st.ok()) return st.WithContext("fail to read the source metadata");
@@ -414,11 +418,15 @@ class TaskPipeline : public Pipeline {
     // whose entry asks for use_start_position replay their retained log from their creation;
     // their channels start there, and the pins drop what the others wrote before the task.
     const bool first_start = resume.empty() && pins.empty();
-    if (auto rec = ctx_.store->GetTask(task_id_); rec.ok() && *rec) created_ms_ = (*rec)->create_time_ms;
     if (first_start) {
       st = PinLatest(catalog, &resume, &pins);
       if (!st.ok()) return st.WithContext("fail to store the task's start positions");
     }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pinned_ = true;
+    }
+    cv_.notify_all();
 
     // 4. The target holds every in-scope collection before any change is applied.
     SetNote("starting: creating the task's collections on the target");
@@ -478,14 +486,6 @@ class TaskPipeline : public Pipeline {
   // A collection created after the task (by the source's clock) is copied from its creation:
   // the pins are taken when the pipeline first starts, a moment after the create call returned,
   // and what a client wrote into a new collection in between must not count as older than the task.
-  bool CreatedAfterTask(const source::CollectionMeta& c) const {
-    return created_ms_ > 0 && static_cast<int64_t>(c.create_time >> 18) >= created_ms_;
-  }
-  bool CreatedAfterTask(const std::string& db, const std::string& name) const {
-    auto c = catalog_ ? catalog_->CollectionByName(db, name) : nullptr;
-    return c && CreatedAfterTask(*c);
-  }
-
   // How the task reads the source: its scope, from these checkpoints (pins: see PinLatest).
   source::LogReaderOptions ReaderOptions(const std::map<std::string, decode::Position>& resume,
                                          const std::map<std::string, int64_t>& pins) const {
@@ -498,7 +498,7 @@ class TaskPipeline : public Pipeline {
     ro.database_in_scope = [this](const std::string& db) { return scope_.DatabaseInScope(db); };
     ro.rbac = scope_.spec().enable_user_role;
     ro.replay_from_creation = [this](const std::string& db, const std::string& c) {
-      return scope_.ReplayFromCreation(db, c) || CreatedAfterTask(db, c);
+      return scope_.ReplayFromCreation(db, c);
     };
     ro.pins = pins;
     ro.resume = resume;
@@ -567,9 +567,7 @@ class TaskPipeline : public Pipeline {
     for (const auto& c : catalog.Collections()) {
       if (!scope_.CollectionInScope(c->db_name, c->name)) continue;
       topics.insert(c->pchannels.begin(), c->pchannels.end());
-      if (scope_.ReplayFromCreation(c->db_name, c->name) || CreatedAfterTask(*c)) {
-        replayed.insert(c->pchannels.begin(), c->pchannels.end());
-      }
+      if (scope_.ReplayFromCreation(c->db_name, c->name)) replayed.insert(c->pchannels.begin(), c->pchannels.end());
     }
     if (!cfg.source.replicate_chan.empty()) {
       topics.insert(cfg.source.replicate_chan);
@@ -695,8 +693,7 @@ class TaskPipeline : public Pipeline {
   const bool idle_ticker_;
   target::RetryPolicy retry_;
   std::chrono::seconds outage_budget_{0};
-  const source::Catalog* catalog_ = nullptr;  // the pipeline thread's, while it runs
-  int64_t created_ms_ = 0;                     // the task's creation (wall clock, ms)
+  bool pinned_ = false;  // where the task starts reading is stored (guarded by mu_)
 
   std::thread thread_;
   mutable std::mutex mu_;  // guards note_, last_error*, finished_, client_, source_client_, reader_, sink_,

@@ -3,6 +3,7 @@
 // caller; Start and Stop are never called concurrently for the same pipeline.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -89,6 +90,10 @@ class Pipeline {
   virtual ~Pipeline() = default;
   // Starts background work and returns without waiting for it.
   virtual Status Start() = 0;
+  // Waits (at most `timeout`) until a first start has stored where the task begins reading,
+  // so that whatever a client writes after `create` answered is copied; returns at once when
+  // the pipeline stopped or failed first.
+  virtual void WaitStarted(std::chrono::milliseconds timeout) { (void)timeout; }
   // Stops background work; blocks until its threads have exited.
   virtual void Stop() = 0;
   // A short human-readable note on what the pipeline is doing, shown by get/list

@@ -16,6 +16,8 @@ namespace cdc {
 namespace {
 
 const char kManualPause[] = "manually pause through http interface";
+// How long `create` waits for a new task to pin where it starts reading.
+constexpr std::chrono::milliseconds kPinWait{5000};
 const char kDisabledAutoStart[] = "the task is disabled auto start";
 
 // Two specs are "the same request" when everything but the id and the server-set lists match.
@@ -160,6 +162,8 @@ StatusOr<std::string> TaskManager::Create(TaskSpec spec) {
   }
   Status started = StartPipelineLocked(e);
   if (started.ok()) started = PersistLocked(e, TaskState::kRunning, "");
+  // Answer once the task pinned where it starts reading: a client's next write is then copied.
+  if (started.ok() && e.pipeline) e.pipeline->WaitStarted(kPinWait);
   if (!started.ok()) {
     StopPipelineLocked(e);
     (void)store_->DeleteTask(id);  // a create that fails after persisting leaves nothing behind

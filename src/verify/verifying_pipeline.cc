@@ -45,6 +45,7 @@ class VerifyingPipeline : public Pipeline {
   }
 
   Status Start() override { return inner_->Start(); }
+  void WaitStarted(std::chrono::milliseconds timeout) override { inner_->WaitStarted(timeout); }
   // The run first: it reads the inner pipeline's progress.
   void Stop() override {
     repair_cancel_ = true;
