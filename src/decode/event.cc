@@ -14,4 +14,10 @@ std::string MsgTypeName(int32_t msg_type) {
   return "Unknown(" + std::to_string(msg_type) + ")";
 }
 
+size_t PayloadBytes(const Pack& pack) {
+  size_t n = 0;
+  for (const auto& e : pack.events) n += e.payload_bytes;
+  return n;
+}
+
 }  // namespace cdc::decode

@@ -113,4 +113,7 @@ struct Pack {
   size_t carried = 0;
 };
 
+// Sum of the events' payload_bytes (queue budgets).
+size_t PayloadBytes(const Pack& pack);
+
 }  // namespace cdc::decode

@@ -15,11 +15,6 @@ bool Same(const decode::Position& a, const decode::Position& b) {
   return a.offset == b.offset && a.timestamp == b.timestamp;
 }
 
-size_t PayloadBytes(const decode::Pack& pack) {
-  size_t n = 0;
-  for (const auto& e : pack.events) n += e.payload_bytes;
-  return n;
-}
 
 }  // namespace
 
@@ -120,7 +115,7 @@ class ChannelHub::Subscription : public PackSource {
     }
     std::lock_guard<std::mutex> lock(mu_);
     if (!queue_.empty()) {
-      queued_bytes_ -= PayloadBytes(*queue_.front());
+      queued_bytes_ -= decode::PayloadBytes(*queue_.front());
       queue_.pop_front();
     }
   }
@@ -228,7 +223,7 @@ class ChannelHub::Subscription : public PackSource {
 
 void ChannelHub::Channel::Fanout(decode::Pack&& pack) {
   auto shared = std::make_shared<const decode::Pack>(std::move(pack));
-  const size_t bytes = PayloadBytes(*shared);
+  const size_t bytes = decode::PayloadBytes(*shared);
   std::vector<Subscription*> woken;
   std::lock_guard<std::mutex> lock(mu);
   for (Subscription* s : subs) {

@@ -5,16 +5,6 @@
 
 namespace cdc::source {
 
-namespace {
-
-size_t PayloadBytes(const decode::Pack& pack) {
-  size_t n = 0;
-  for (const auto& e : pack.events) n += e.payload_bytes;
-  return n;
-}
-
-}  // namespace
-
 ChannelReader::ChannelReader(ChannelReaderOptions options, std::function<void()> notify)
     : options_(std::move(options)), notify_(std::move(notify)) {}
 
@@ -129,7 +119,7 @@ void ChannelReader::Push(decode::Pack pack) {
     options_.sink(std::move(pack));
     return;
   }
-  const size_t bytes = PayloadBytes(pack);
+  const size_t bytes = decode::PayloadBytes(pack);
   {
     std::unique_lock<std::mutex> lock(mu_);
     space_cv_.wait(lock, [&] {
@@ -159,7 +149,7 @@ void ChannelReader::Pop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!queue_.empty()) {
-      queued_bytes_ -= PayloadBytes(queue_.front());
+      queued_bytes_ -= decode::PayloadBytes(queue_.front());
       queue_.pop_front();
     }
   }

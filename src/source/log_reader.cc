@@ -50,7 +50,7 @@ void LogReader::Wake() {
 
 Status LogReader::Start() {
   follower_->SetNotify([this] { Wake(); });
-  // Every pchannel an in-scope collection uses. A channel without a stored checkpoint (or with only its pin) starts
+  // Every pchannel an in-scope collection uses. A channel without a stored checkpoint starts
   // at the earliest of: the creation position of a collection that replays, or that was
   // created after the task first started (its creation is past the channel's pin, or the
   // channel was not pinned at all); the pin, for a collection that existed then. Else latest.
@@ -114,12 +114,6 @@ Status LogReader::EnsureChannel(const std::string& pchannel, std::optional<int64
   ro.queue_capacity = options_.queue_packs;
   ro.early = options_.early;
   auto stored = options_.resume.find(pchannel);
-  // A pin (timestamp 0: nothing applied yet) gives way to an earlier start: a collection
-  // created after the task but before the pins were taken is read from its creation.
-  if (stored != options_.resume.end() && stored->second.timestamp == 0 && start_offset &&
-      *start_offset < stored->second.offset) {
-    stored = options_.resume.end();
-  }
   if (stored != options_.resume.end()) {
     ro.start = StartAt::Offset(stored->second.offset);
     ro.resume = stored->second;
